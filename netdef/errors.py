@@ -1,0 +1,43 @@
+"""Every error netdef raises derives from :class:`NetdefError`.
+
+Messages name the file, tensor, layer and the expected vs actual value, and
+list every problem at once rather than the first one found.
+"""
+
+from __future__ import annotations
+
+
+class NetdefError(Exception):
+    """Base class of all netdef errors."""
+
+
+class BackendNotFoundError(NetdefError, ImportError):
+    """Neither ``tensorrt`` nor ``tensorrt_rtx`` can be imported."""
+
+
+class CheckpointError(NetdefError, KeyError):
+    """A checkpoint cannot be read, or lacks or mismatches the weights a network needs."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class NetworkDefinitionError(NetdefError, ValueError):
+    """A network definition is inconsistent (shapes, names, weights); raised before TensorRT sees it."""
+
+
+class BuildError(NetdefError, RuntimeError):
+    """TensorRT failed to build an engine; ``trt_errors`` holds TensorRT's own error lines."""
+
+    def __init__(self, message: str, trt_errors: list[str] | None = None):
+        self.trt_errors = list(trt_errors or [])
+        details = "".join(f"\n  TensorRT: {line}" for line in self.trt_errors)
+        super().__init__(message + details)
+
+
+class EngineFileError(NetdefError, ValueError):
+    """An engine file is truncated, corrupted, foreign, or of an unknown format version."""
+
+
+class GPUUnavailableError(NetdefError, RuntimeError):
+    """The operation needs a GPU that the TensorRT backend supports, and none is present."""
