@@ -39,9 +39,7 @@ trt_log = logging.getLogger("netdef.trt")
 def _import_backend() -> tuple[ModuleType, str]:
     forced = os.environ.get("NETDEF_BACKEND", "").strip().lower()
     if forced and forced not in _MODULES:
-        raise BackendNotFoundError(
-            f"NETDEF_BACKEND={forced!r} is not a backend: expected one of {sorted(_MODULES)}"
-        )
+        raise BackendNotFoundError(f"NETDEF_BACKEND={forced!r} is not a backend: expected one of {sorted(_MODULES)}")
     candidates = [forced] if forced else ["tensorrt", "rtx"]
     failures = []
     for name in candidates:

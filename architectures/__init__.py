@@ -1,0 +1,9 @@
+"""Network definitions that read like the PyTorch models they mirror, registered by name.
+
+>>> from architectures import get
+>>> net = get("lenet").build_network(Checkpoint.load("weights/lenet_digits.safetensors"))
+"""
+
+from architectures.registry import Architecture, get, names, register
+
+__all__ = ["Architecture", "get", "names", "register"]

@@ -1,0 +1,189 @@
+"""Build a :class:`~netdef.Network` into an :class:`~netdef.engine.Engine`.
+
+The seeds' ``buildEngineWithConfig`` is ``build_serialized_network`` now; the workspace is a
+memory-pool limit; precision is not a builder flag (networks are strongly typed).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from netdef import __version__, backend
+from netdef.backend import trt
+from netdef.engine import Engine
+from netdef.errors import BuildError, NetworkDefinitionError
+from netdef.network import Network
+
+BatchRange = tuple[int, int, int]
+
+
+@dataclass
+class BuildConfig:
+    """How to build.
+
+    ``batch``: (min, opt, max) for inputs whose first dimension is dynamic (-1).
+    ``shapes``: per-input (min, opt, max) shapes for any other dynamic dimensions.
+    ``workspace``: memory-pool limit in bytes for the workspace (None: TensorRT's default).
+    ``refit``: mark every checkpoint-named weight refittable (REFIT_INDIVIDUAL).
+    ``strip_weights``: build a weight-stripped plan, refit from a checkpoint at load time.
+    ``timing_cache``: a file to read and update (ignored by TensorRT-RTX, which has none).
+    """
+
+    batch: BatchRange | None = None
+    shapes: dict[str, tuple[Sequence[int], Sequence[int], Sequence[int]]] = field(default_factory=dict)
+    workspace: int | None = None
+    refit: bool = False
+    strip_weights: bool = False
+    timing_cache: Path | None = None
+    optimization_level: int | None = None
+    progress_monitor: Any = None
+
+    def __post_init__(self) -> None:
+        if self.batch is not None:
+            lo, opt, hi = self.batch
+            if not 1 <= lo <= opt <= hi:
+                raise ValueError(f"batch range must satisfy 1 <= min <= opt <= max, got {self.batch}")
+
+
+def parse_batch(text: str) -> BatchRange:
+    """``"1:8:64"`` -> (1, 8, 64); ``"8"`` -> (8, 8, 8)."""
+    try:
+        parts = [int(p) for p in text.split(":")]
+    except ValueError:
+        raise ValueError(f"batch {text!r}: expected N or MIN:OPT:MAX") from None
+    if len(parts) == 1:
+        parts *= 3
+    if len(parts) != 3:
+        raise ValueError(f"batch {text!r}: expected N or MIN:OPT:MAX")
+    return BuildConfig(batch=tuple(parts)).batch  # type: ignore[arg-type, return-value]
+
+
+def parse_size(text: str) -> int:
+    """``"512M"``, ``"2G"``, ``"1048576"`` -> bytes."""
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    text = text.strip().upper().removesuffix("B").removesuffix("I")
+    try:
+        if text and text[-1] in units:
+            return int(float(text[:-1]) * units[text[-1]])
+        return int(text)
+    except ValueError:
+        raise ValueError(f"size {text!r}: expected bytes or a number with K, M or G") from None
+
+
+def build(network: Network, config: BuildConfig | None = None, *, definition: dict[str, Any] | None = None) -> Engine:
+    """Check ``network``'s weights, build it, and return the engine with its metadata.
+
+    ``definition`` (architecture name and options) is stored in the metadata so that the engine
+    can later be refit by re-running the definition on a new checkpoint.
+    """
+    config = config or BuildConfig()
+    network.check()
+    builder_config = _builder_config(network, config)
+    started = time.perf_counter()
+    plan = backend.build_serialized_network(network.builder, network.trt_network, builder_config)
+    seconds = time.perf_counter() - started
+    _save_timing_cache(builder_config, config)
+    return Engine(plan, _metadata(network, config, seconds, definition))
+
+
+def _builder_config(network: Network, config: BuildConfig) -> Any:
+    builder_config = network.builder.create_builder_config()
+    if config.workspace is not None:
+        builder_config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, config.workspace)
+    if config.optimization_level is not None:
+        builder_config.builder_optimization_level = config.optimization_level
+    if config.progress_monitor is not None:
+        builder_config.progress_monitor = config.progress_monitor
+    if config.refit or config.strip_weights:
+        _configure_refit(network, builder_config, config)
+    profile = _profile(network, config)
+    if profile is not None:
+        builder_config.add_optimization_profile(profile)
+    _load_timing_cache(builder_config, config)
+    return builder_config
+
+
+def _configure_refit(network: Network, builder_config: Any, config: BuildConfig) -> None:
+    builder_config.set_flag(backend.refit_builder_flag("individual"))
+    for name in network.weights:
+        if not network.trt_network.mark_weights_refittable(name):
+            raise BuildError(f"TensorRT refused to mark weight {name!r} refittable")
+    if config.strip_weights:
+        builder_config.set_flag(trt.BuilderFlag.STRIP_PLAN)
+
+
+def _profile(network: Network, config: BuildConfig) -> Any:
+    net = network.trt_network
+    inputs = [net.get_input(i) for i in range(net.num_inputs)]
+    dynamic = [t for t in inputs if any(d == -1 for d in t.shape)]
+    if not dynamic:
+        return None
+    profile = network.builder.create_optimization_profile()
+    problems = []
+    for tensor in dynamic:
+        shape = tuple(tensor.shape)
+        if tensor.name in config.shapes:
+            lo, opt, hi = (tuple(s) for s in config.shapes[tensor.name])
+        elif config.batch is not None and -1 not in shape[1:]:
+            lo, opt, hi = ((b, *shape[1:]) for b in config.batch)
+        else:
+            problems.append(
+                f"input {tensor.name!r} has dynamic shape {shape}: give BuildConfig(batch=(min, opt, max))"
+                + (" and shapes for the other dynamic dimensions" if -1 in shape[1:] else "")
+            )
+            continue
+        profile.set_shape(tensor.name, lo, opt, hi)
+    if problems:
+        raise NetworkDefinitionError("\n".join(problems))
+    return profile
+
+
+def _load_timing_cache(builder_config: Any, config: BuildConfig) -> None:
+    if config.timing_cache is None or backend.IS_RTX:
+        return
+    path = Path(config.timing_cache)
+    data = path.read_bytes() if path.is_file() else b""
+    cache = builder_config.create_timing_cache(data)
+    builder_config.set_timing_cache(cache, ignore_mismatch=False)
+
+
+def _save_timing_cache(builder_config: Any, config: BuildConfig) -> None:
+    if config.timing_cache is None or backend.IS_RTX:
+        return
+    cache = builder_config.get_timing_cache()
+    if cache is not None:
+        Path(config.timing_cache).write_bytes(bytes(memoryview(cache.serialize())))
+
+
+def _metadata(network: Network, config: BuildConfig, seconds: float, definition: dict[str, Any] | None) -> dict:
+    caps = backend.capabilities()
+    profile = {}
+    if config.batch is not None:
+        profile["batch"] = list(config.batch)
+    if config.shapes:
+        profile["shapes"] = {k: [list(s) for s in v] for k, v in config.shapes.items()}
+    return {
+        "netdef_version": __version__,
+        "backend": backend.BACKEND,
+        "backend_version": backend.VERSION,
+        "built_on_gpu": {"name": caps.gpu.name, "compute_capability": list(caps.gpu.compute_capability)}
+        if caps.gpu
+        else None,
+        "name": network.name,
+        "precision": network.precision.name,
+        "io_dtype": network.io_precision.name,
+        "io": network.io_tensors(),
+        "profile": profile,
+        "num_layers": network.num_layers,
+        "weights": {name: {"shape": list(a.shape), "dtype": str(a.dtype)} for name, a in network.weights.items()},
+        "derived_weights": network.derived,
+        "refit": bool(config.refit or config.strip_weights),
+        "strip_weights": bool(config.strip_weights),
+        "build_seconds": round(seconds, 4),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "definition": definition,
+    }

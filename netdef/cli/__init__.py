@@ -1,0 +1,14 @@
+"""Command-line interface: ``netdef build | info | list | ...``.
+
+Each command module registers its commands on :data:`netdef.cli.app.app`.
+"""
+
+from netdef.cli import build_cmds  # noqa: F401  (registers commands)
+from netdef.cli.app import app, run_app
+
+
+def main() -> None:
+    run_app()
+
+
+__all__ = ["app", "main"]

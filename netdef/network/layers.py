@@ -1,0 +1,400 @@
+"""Layer methods of :class:`~netdef.network.Network`, named and shaped like ``torch.nn.functional``.
+
+Each method emits TensorRT layers, checks shapes against the weights before TensorRT sees them
+(TensorRT only logs such mismatches), and returns the output tensor. Weighted layers take the
+checkpoint scope of their parameters as ``name`` (``"conv1"`` reads ``conv1.weight`` and
+``conv1.bias``) and are named after it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from netdef.backend import trt
+from netdef.errors import NetworkDefinitionError
+from netdef.network.core import NetworkCore, Tensor
+
+IntOr2 = int | Sequence[int]
+
+
+def _pair(value: IntOr2, what: str) -> tuple[int, int]:
+    if isinstance(value, int):
+        return (value, value)
+    pair = tuple(int(v) for v in value)
+    if len(pair) != 2:
+        raise NetworkDefinitionError(f"{what} must be an int or a pair, got {value!r}")
+    return pair  # type: ignore[return-value]
+
+
+class LayersMixin(NetworkCore):
+    # ------------------------------------------------------------------ convolution
+
+    def conv2d(
+        self,
+        x: Tensor,
+        name: str,
+        out_channels: int | None = None,
+        kernel_size: IntOr2 | None = None,
+        *,
+        stride: IntOr2 = 1,
+        padding: IntOr2 = 0,
+        dilation: IntOr2 = 1,
+        groups: int = 1,
+        bias: bool = True,
+        bn: str | None = None,
+        bn_eps: float = 1e-5,
+    ) -> Tensor:
+        """2-D convolution ``y = W * x + b`` reading ``{name}.weight`` (``out, in/groups, kh, kw``).
+
+        ``out_channels`` and ``kernel_size`` default to the checkpoint's; ``bias`` as in
+        ``torch.nn.Conv2d`` (a missing ``{name}.bias`` is an error unless ``bias=False``).
+        ``bn="bn1"`` folds the BatchNorm ``bn1`` that follows into the convolution (as the ONNX exporter does): ``W' = W * g/sqrt(v+eps)``,
+        ``b' = (b - m) * g/sqrt(v+eps) + beta``; the fold is recorded in :attr:`derived`.
+        """
+        in_channels = self._static_dim(x, 1, name, "input channels")
+        ckpt_shape = self.param_shape(f"{name}.weight")
+        if out_channels is None or kernel_size is None:
+            if ckpt_shape is None or len(ckpt_shape) != 4:
+                raise NetworkDefinitionError(
+                    f"layer {self.qualified(name)!r}: give out_channels and kernel_size, or a checkpoint with "
+                    f"a 4-D {self.qualified(name + '.weight')!r} (found {ckpt_shape})"
+                )
+            out_channels = out_channels or ckpt_shape[0]
+            kernel_size = kernel_size or tuple(ckpt_shape[2:])
+        kernel = _pair(kernel_size, "kernel_size")
+        if in_channels % groups or out_channels % groups:
+            raise NetworkDefinitionError(
+                f"layer {self.qualified(name)!r}: groups={groups} must divide input channels ({in_channels}) "
+                f"and output channels ({out_channels})"
+            )
+        weight = self.param(f"{name}.weight", (out_channels, in_channels // groups, *kernel))
+        b = self.param(f"{name}.bias", (out_channels,)) if bias else None
+        sources = {f"{name}.weight": [self.qualified(f"{name}.weight")]}
+        if bn is not None:
+            weight, b, sources = self._fold_batch_norm(name, weight, b, bn, bn_eps)
+        return self._convolution(x, name, weight, b, kernel, stride, padding, dilation, groups, sources)
+
+    def _fold_batch_norm(
+        self, name: str, weight: np.ndarray, bias: np.ndarray | None, bn: str, eps: float
+    ) -> tuple[np.ndarray, np.ndarray, dict[str, list[str]]]:
+        channels = weight.shape[0]
+        gamma, beta, mean, var = (
+            self.param(f"{bn}.{p}", (channels,)) for p in ("weight", "bias", "running_mean", "running_var")
+        )
+        scale = gamma / np.sqrt(var + np.float32(eps))
+        folded_weight = weight * scale.reshape(-1, *([1] * (weight.ndim - 1)))
+        folded_bias = ((bias if bias is not None else 0.0) - mean) * scale + beta
+        bn_keys = [self.qualified(f"{bn}.{p}") for p in ("weight", "bias", "running_mean", "running_var")]
+        conv_keys = [self.qualified(f"{name}.weight")] + ([self.qualified(f"{name}.bias")] if bias is not None else [])
+        sources = {f"{name}.weight": conv_keys[:1] + bn_keys, f"{name}.bias": conv_keys + bn_keys}
+        return folded_weight.astype(np.float32), folded_bias.astype(np.float32), sources
+
+    def _convolution(
+        self,
+        x: Tensor,
+        name: str,
+        weight: np.ndarray,
+        bias: np.ndarray | None,
+        kernel: tuple[int, int],
+        stride: IntOr2,
+        padding: IntOr2,
+        dilation: IntOr2,
+        groups: int,
+        sources: dict[str, list[str]],
+    ) -> Tensor:
+        w_name, b_name = self.qualified(f"{name}.weight"), self.qualified(f"{name}.bias")
+        w_stored = self.weight_array(w_name, weight)
+        b_stored = self.weight_array(b_name, bias) if bias is not None else None
+        w_trt, b_trt = self.trt_weights(w_stored), self.trt_weights(b_stored)
+        layer = self.trt_network.add_convolution_nd(x, weight.shape[0], kernel, w_trt, b_trt)
+        layer.stride_nd = _pair(stride, "stride")
+        layer.padding_nd = _pair(padding, "padding")
+        layer.dilation_nd = _pair(dilation, "dilation")
+        layer.num_groups = groups
+        self._named(layer, "conv", name)
+        self.name_weights(w_trt, w_name)
+        if b_stored is not None:
+            self.name_weights(b_trt, b_name)
+        for short, keys in sources.items():
+            full = self.qualified(short)
+            if keys != [full]:
+                self.derived[full] = keys
+        return layer.get_output(0)
+
+    def batch_norm(self, x: Tensor, name: str, eps: float = 1e-5) -> Tensor:
+        """Inference BatchNorm over axis 1: ``y = (x - mean) / sqrt(var + eps) * weight + bias``.
+
+        Emitted as one per-channel scale layer ``y = x * scale + shift`` whose weights are named
+        ``{name}.scale`` and ``{name}.shift`` (derived from the four checkpoint entries).
+        """
+        channels = self._static_dim(x, 1, name, "channels")
+        gamma, beta, mean, var = (
+            self.param(f"{name}.{p}", (channels,)) for p in ("weight", "bias", "running_mean", "running_var")
+        )
+        scale = (gamma / np.sqrt(var + np.float32(eps))).astype(np.float32)
+        shift = (beta - mean * scale).astype(np.float32)
+        keys = [self.qualified(f"{name}.{p}") for p in ("weight", "bias", "running_mean", "running_var")]
+        scale_name, shift_name = self.qualified(f"{name}.scale"), self.qualified(f"{name}.shift")
+        scale_w = self.trt_weights(self.weight_array(scale_name, scale))
+        shift_w = self.trt_weights(self.weight_array(shift_name, shift))
+        layer = self.trt_network.add_scale_nd(x, trt.ScaleMode.CHANNEL, shift_w, scale_w, self.trt_weights(None), 1)
+        self._named(layer, "batch_norm", name)
+        self.name_weights(scale_w, scale_name)
+        self.name_weights(shift_w, shift_name)
+        self.derived[scale_name] = keys
+        self.derived[shift_name] = keys
+        return layer.get_output(0)
+
+    # ------------------------------------------------------------------ pooling
+
+    def max_pool2d(
+        self,
+        x: Tensor,
+        kernel_size: IntOr2,
+        stride: IntOr2 | None = None,
+        padding: IntOr2 = 0,
+        *,
+        ceil_mode: bool = False,
+        name: str | None = None,
+    ) -> Tensor:
+        """Max pooling; ``stride`` defaults to ``kernel_size`` as in PyTorch (TensorRT's default is 1)."""
+        return self._pool(trt.PoolingType.MAX, x, kernel_size, stride, padding, ceil_mode, True, "max_pool", name)
+
+    def avg_pool2d(
+        self,
+        x: Tensor,
+        kernel_size: IntOr2,
+        stride: IntOr2 | None = None,
+        padding: IntOr2 = 0,
+        *,
+        ceil_mode: bool = False,
+        count_include_pad: bool = True,
+        name: str | None = None,
+    ) -> Tensor:
+        """Average pooling; ``stride`` defaults to ``kernel_size``; padding counts unless told otherwise."""
+        return self._pool(
+            trt.PoolingType.AVERAGE, x, kernel_size, stride, padding, ceil_mode, count_include_pad, "avg_pool", name
+        )
+
+    def _pool(self, kind, x, kernel_size, stride, padding, ceil_mode, count_include_pad, default_name, name):
+        kernel = _pair(kernel_size, "kernel_size")
+        layer = self.trt_network.add_pooling_nd(x, kind, kernel)
+        layer.stride_nd = _pair(stride if stride is not None else kernel, "stride")
+        layer.padding_nd = _pair(padding, "padding")
+        if ceil_mode:
+            layer.padding_mode = trt.PaddingMode.EXPLICIT_ROUND_UP
+        if kind == trt.PoolingType.AVERAGE:
+            layer.average_count_excludes_padding = not count_include_pad
+        return self._named(layer, default_name, name).get_output(0)
+
+    def adaptive_avg_pool2d(self, x: Tensor, output_size: IntOr2 = 1, *, name: str | None = None) -> Tensor:
+        """Average over each of ``output_size`` equal spatial bins (input divisible by it)."""
+        out_h, out_w = _pair(output_size, "output_size")
+        if (out_h, out_w) == (1, 1):
+            return self.mean(x, axes=(2, 3), keepdim=True, name=name or "avgpool")
+        h = self._static_dim(x, 2, name or "avgpool", "height")
+        w = self._static_dim(x, 3, name or "avgpool", "width")
+        if h % out_h or w % out_w:
+            raise NetworkDefinitionError(f"adaptive_avg_pool2d: input {h}x{w} is not divisible by {out_h}x{out_w}")
+        return self.avg_pool2d(x, (h // out_h, w // out_w), name=name or "avgpool")
+
+    # ------------------------------------------------------------------ matrix multiply
+
+    def linear(self, x: Tensor, name: str, out_features: int | None = None, *, bias: bool = True) -> Tensor:
+        """``y = x @ W.T + b`` over the last axis, reading ``{name}.weight`` (``out, in``) and ``{name}.bias``.
+
+        A matrix multiply with a constant plus a bias add (``add_fully_connected`` is gone since
+        TensorRT 10). ``out_features`` defaults to the checkpoint's.
+        """
+        rank = len(self.shape_of(x))
+        in_features = self._static_dim(x, rank - 1, name, "input features")
+        if out_features is None:
+            ckpt_shape = self.param_shape(f"{name}.weight")
+            if ckpt_shape is None or len(ckpt_shape) != 2:
+                raise NetworkDefinitionError(
+                    f"layer {self.qualified(name)!r}: give out_features, or a checkpoint with a 2-D "
+                    f"{self.qualified(name + '.weight')!r} (found {ckpt_shape})"
+                )
+            out_features = ckpt_shape[0]
+        weight = self.param(f"{name}.weight", (out_features, in_features))
+        w = self.constant(f"{name}.weight", weight.reshape((1,) * (rank - 2) + weight.shape))
+        layer = self.trt_network.add_matrix_multiply(x, trt.MatrixOperation.NONE, w, trt.MatrixOperation.TRANSPOSE)
+        y = self._named(layer, "linear", name).get_output(0)
+        if not bias:
+            return y
+        b = self.param(f"{name}.bias", (out_features,))
+        b_tensor = self.constant(f"{name}.bias", b.reshape((1,) * (rank - 1) + (out_features,)))
+        add = self.trt_network.add_elementwise(y, b_tensor, trt.ElementWiseOperation.SUM)
+        return self._named(add, "bias_add", f"{name}.bias_add").get_output(0)
+
+    def matmul(
+        self, a: Tensor, b: Tensor, *, transpose_a: bool = False, transpose_b: bool = False, name: str | None = None
+    ) -> Tensor:
+        """Batched matrix product over the last two axes (leading axes broadcast)."""
+        a, b = self._same_rank(a, b)
+        op_a = trt.MatrixOperation.TRANSPOSE if transpose_a else trt.MatrixOperation.NONE
+        op_b = trt.MatrixOperation.TRANSPOSE if transpose_b else trt.MatrixOperation.NONE
+        return self._named(self.trt_network.add_matrix_multiply(a, op_a, b, op_b), "matmul", name).get_output(0)
+
+    # ------------------------------------------------------------------ activations
+
+    def _activation(
+        self,
+        x: Tensor,
+        kind: Any,
+        default_name: str,
+        name: str | None,
+        alpha: float | None = None,
+        beta: float | None = None,
+    ) -> Tensor:
+        layer = self.trt_network.add_activation(x, kind)
+        if alpha is not None:
+            layer.alpha = alpha
+        if beta is not None:
+            layer.beta = beta
+        return self._named(layer, default_name, name).get_output(0)
+
+    def relu(self, x: Tensor, *, name: str | None = None) -> Tensor:
+        """``max(x, 0)``."""
+        return self._activation(x, trt.ActivationType.RELU, "relu", name)
+
+    def relu6(self, x: Tensor, *, name: str | None = None) -> Tensor:
+        """``min(max(x, 0), 6)`` (a CLIP activation)."""
+        return self._activation(x, trt.ActivationType.CLIP, "relu6", name, alpha=0.0, beta=6.0)
+
+    def leaky_relu(self, x: Tensor, negative_slope: float = 0.01, *, name: str | None = None) -> Tensor:
+        """``x if x >= 0 else negative_slope * x``."""
+        return self._activation(x, trt.ActivationType.LEAKY_RELU, "leaky_relu", name, alpha=negative_slope)
+
+    def sigmoid(self, x: Tensor, *, name: str | None = None) -> Tensor:
+        """``1 / (1 + exp(-x))``."""
+        return self._activation(x, trt.ActivationType.SIGMOID, "sigmoid", name)
+
+    def tanh(self, x: Tensor, *, name: str | None = None) -> Tensor:
+        """``tanh(x)``."""
+        return self._activation(x, trt.ActivationType.TANH, "tanh", name)
+
+    def gelu(self, x: Tensor, approximate: str = "none", *, name: str | None = None) -> Tensor:
+        """``x * Phi(x)`` (erf form), or its tanh approximation with ``approximate="tanh"``."""
+        kind = trt.ActivationType.GELU_TANH if approximate == "tanh" else trt.ActivationType.GELU_ERF
+        return self._activation(x, kind, "gelu", name)
+
+    def silu(self, x: Tensor, *, name: str | None = None) -> Tensor:
+        """``x * sigmoid(x)``."""
+        base = name or "silu"
+        return self.mul(x, self.sigmoid(x, name=f"{base}.sigmoid"), name=base)
+
+    def hardswish(self, x: Tensor, *, name: str | None = None) -> Tensor:
+        """``x * clip(x / 6 + 1/2, 0, 1)`` (a HARD_SIGMOID activation times x)."""
+        base = name or "hardswish"
+        gate = self._activation(x, trt.ActivationType.HARD_SIGMOID, "hardsigmoid", f"{base}.gate", 1 / 6, 0.5)
+        return self.mul(x, gate, name=base)
+
+    def softmax(self, x: Tensor, axis: int = -1, *, name: str | None = None) -> Tensor:
+        """``exp(x) / sum(exp(x))`` along ``axis`` (TensorRT's default axis is not the last one; ours is)."""
+        rank = len(self.shape_of(x))
+        layer = self.trt_network.add_softmax(x)
+        layer.axes = 1 << self._axis(axis, rank, "softmax")
+        return self._named(layer, "softmax", name).get_output(0)
+
+    # ------------------------------------------------------------------ element-wise
+
+    def _elementwise(self, a: Tensor, b: Tensor, op: Any, default_name: str, name: str | None) -> Tensor:
+        a, b = self._same_rank(a, b)
+        sa, sb = self.shape_of(a), self.shape_of(b)
+        for da, db in zip(sa, sb, strict=True):
+            if da != db and da != 1 and db != 1 and da != -1 and db != -1:
+                raise NetworkDefinitionError(
+                    f"layer {self.qualified(name or default_name)!r}: shapes {sa} and {sb} do not broadcast"
+                )
+        return self._named(self.trt_network.add_elementwise(a, b, op), default_name, name).get_output(0)
+
+    def add(self, a: Tensor, b: Tensor, *, name: str | None = None) -> Tensor:
+        """``a + b`` with NumPy broadcasting."""
+        return self._elementwise(a, b, trt.ElementWiseOperation.SUM, "add", name)
+
+    def sub(self, a: Tensor, b: Tensor, *, name: str | None = None) -> Tensor:
+        """``a - b`` with NumPy broadcasting."""
+        return self._elementwise(a, b, trt.ElementWiseOperation.SUB, "sub", name)
+
+    def mul(self, a: Tensor, b: Tensor, *, name: str | None = None) -> Tensor:
+        """``a * b`` with NumPy broadcasting."""
+        return self._elementwise(a, b, trt.ElementWiseOperation.PROD, "mul", name)
+
+    def scalar(self, value: float, like: Tensor, *, name: str | None = None) -> Tensor:
+        """A constant ``value`` with ``like``'s rank and dtype (all dimensions 1), for element-wise use."""
+        rank = len(self.shape_of(like))
+        array = np.full((1,) * rank, value, dtype=self.precision.numpy)
+        self._keep_alive.append(array)
+        weights = self.trt_weights(array)
+        layer = self._named(self.trt_network.add_constant(array.shape, weights), "scalar", name)
+        self.name_weights(weights, layer.name)
+        return layer.get_output(0)
+
+    # ------------------------------------------------------------------ shape
+
+    def flatten(self, x: Tensor, start_dim: int = 1, *, name: str | None = None) -> Tensor:
+        """Merge axes ``start_dim..`` into one (``torch.flatten``); earlier axes, batch too, are kept."""
+        rank = len(self.shape_of(x))
+        start = self._axis(start_dim, rank, "flatten")
+        return self.reshape(x, (0,) * start + (-1,), name=name or "flatten")
+
+    def reshape(self, x: Tensor, shape: Sequence[int], *, name: str | None = None) -> Tensor:
+        """Reshape; ``0`` copies the input's dimension at that position, ``-1`` is inferred."""
+        layer = self.trt_network.add_shuffle(x)
+        layer.reshape_dims = tuple(int(d) for d in shape)
+        layer.zero_is_placeholder = True
+        return self._named(layer, "reshape", name).get_output(0)
+
+    def permute(self, x: Tensor, dims: Sequence[int], *, name: str | None = None) -> Tensor:
+        """Reorder axes: output axis ``i`` is input axis ``dims[i]``."""
+        layer = self.trt_network.add_shuffle(x)
+        layer.first_transpose = tuple(int(d) for d in dims)
+        return self._named(layer, "permute", name).get_output(0)
+
+    def concat(self, tensors: Sequence[Tensor], axis: int = 1, *, name: str | None = None) -> Tensor:
+        """Concatenate along ``axis`` (TensorRT's default axis depends on rank; ours is explicit)."""
+        rank = len(self.shape_of(tensors[0]))
+        layer = self.trt_network.add_concatenation(list(tensors))
+        layer.axis = self._axis(axis, rank, "concat")
+        return self._named(layer, "concat", name).get_output(0)
+
+    def mean(self, x: Tensor, axes: Sequence[int], *, keepdim: bool = False, name: str | None = None) -> Tensor:
+        """Mean over ``axes``."""
+        rank = len(self.shape_of(x))
+        mask = sum(1 << self._axis(a, rank, "mean") for a in axes)
+        layer = self.trt_network.add_reduce(x, trt.ReduceOperation.AVG, mask, keepdim)
+        return self._named(layer, "mean", name).get_output(0)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _static_dim(self, x: Tensor, axis: int, layer: str, what: str) -> int:
+        shape = self.shape_of(x)
+        if axis >= len(shape) or shape[axis] < 0:
+            raise NetworkDefinitionError(
+                f"layer {self.qualified(layer)!r}: needs a static {what} at axis {axis}, input shape is {shape}"
+            )
+        return shape[axis]
+
+    @staticmethod
+    def _axis(axis: int, rank: int, what: str) -> int:
+        if not -rank <= axis < rank:
+            raise NetworkDefinitionError(f"{what}: axis {axis} is out of range for a rank-{rank} tensor")
+        return axis % rank
+
+    def _same_rank(self, a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+        """Prepend 1-sized axes to the lower-rank operand (TensorRT needs equal ranks)."""
+        ra, rb = len(self.shape_of(a)), len(self.shape_of(b))
+        if ra < rb:
+            a = self.reshape(a, (1,) * (rb - ra) + tuple(self.shape_of(a)), name=None)
+        elif rb < ra:
+            b = self.reshape(b, (1,) * (ra - rb) + tuple(self.shape_of(b)), name=None)
+        return a, b
+
+
+def num_parameters(network: NetworkCore) -> int:
+    return sum(int(math.prod(a.shape)) for a in network.weights.values())
