@@ -41,3 +41,7 @@ class EngineFileError(NetdefError, ValueError):
 
 class GPUUnavailableError(NetdefError, RuntimeError):
     """The operation needs a GPU that the TensorRT backend supports, and none is present."""
+
+
+class BuildCancelledError(BuildError):
+    """The build was cancelled (Ctrl-C, or a progress monitor asked) before TensorRT finished; nothing was written."""

@@ -49,12 +49,14 @@ def build(
         bool, typer.Option("--strip-weights", help="Weight-stripped plan, refit at load.")
     ] = False,
     timing_cache: Annotated[Path | None, typer.Option(help="Timing cache file to read and update.")] = None,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress bars (off anyway when not a terminal).")
+    ] = False,
 ) -> None:
     """Build an engine from a checkpoint and print a short summary. Writes nothing on failure."""
     import time
 
     from netdef.build import BuildConfig, parse_size
-    from netdef.build import build as build_engine
     from netdef.network import num_parameters
 
     started = time.perf_counter()
@@ -69,7 +71,9 @@ def build(
         timing_cache=timing_cache,
     )
     definition = {"architecture": architecture.name, "options": {}, "checkpoint": str(weights)}
-    engine = build_engine(network, config, definition=definition)
+    from netdef.progress import interactive_build
+
+    engine = interactive_build(network, config, console=None if quiet else console, definition=definition)
     engine.save(output)
     total = time.perf_counter() - started
     shape = (
