@@ -43,5 +43,30 @@ class GPUUnavailableError(NetdefError, RuntimeError):
     """The operation needs a GPU that the TensorRT backend supports, and none is present."""
 
 
+class UnsupportedLayerError(NetdefError, NotImplementedError):
+    """The NumPy reference executor has no semantics for a layer (or for one of its settings)."""
+
+
+class NetworkInputError(NetdefError, ValueError):
+    """Arrays given to run a network are missing, unexpected, or mismatch the declared shapes or dtypes."""
+
+
+class LayerExecutionError(NetdefError, RuntimeError):
+    """A layer failed while the NumPy reference executor computed it; the message names the layer."""
+
+
+class RefitError(NetdefError, RuntimeError):
+    """A refit was refused: ``problems`` lists every reason (checked before the engine is touched),
+    ``trt_errors`` holds TensorRT's own messages when TensorRT refused it."""
+
+    def __init__(self, message: str, problems: list[str] | None = None, trt_errors: list[str] | None = None):
+        self.problems = list(problems or [])
+        self.trt_errors = list(trt_errors or [])
+        lines = [message + (f": {len(self.problems)} problem(s):" if self.problems else "")]
+        lines += [f"  - {p}" for p in self.problems]
+        lines += [f"  TensorRT: {line}" for line in self.trt_errors]
+        super().__init__("\n".join(lines))
+
+
 class BuildCancelledError(BuildError):
     """The build was cancelled (Ctrl-C, or a progress monitor asked) before TensorRT finished; nothing was written."""
