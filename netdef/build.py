@@ -107,12 +107,19 @@ def _builder_config(network: Network, config: BuildConfig) -> Any:
     return builder_config
 
 
+REFIT_MODE = "individual"
+"""REFIT_INDIVIDUAL with every checkpoint-derived weight marked refittable: each weight the refitter
+may need has a name we know. Plain REFIT is avoided: TensorRT 11.3 documents that it can drop a GEMM
+bias (treated as zero, not exposed to the refitter) even without a refit. tests/test_refit.py checks on
+a GPU that a refittable engine computes what a plain one does, which would catch the same bug here."""
+
+
 def _configure_refit(network: Network, builder_config: Any, config: BuildConfig) -> None:
-    builder_config.set_flag(backend.refit_builder_flag("individual"))
-    for name in network.weights:
-        if not network.trt_network.mark_weights_refittable(name):
-            raise BuildError(f"TensorRT refused to mark weight {name!r} refittable")
-    if config.strip_weights:
+    builder_config.set_flag(backend.refit_builder_flag(REFIT_MODE))
+    refused = [name for name in network.weights if not network.trt_network.mark_weights_refittable(name)]
+    if refused:
+        raise BuildError(f"TensorRT refused to mark {len(refused)} weight(s) refittable: {', '.join(refused)}")
+    if config.strip_weights:  # with REFIT_INDIVIDUAL, exactly the marked weights are stripped
         builder_config.set_flag(trt.BuilderFlag.STRIP_PLAN)
 
 
@@ -182,6 +189,7 @@ def _metadata(network: Network, config: BuildConfig, seconds: float, definition:
         "weights": {name: {"shape": list(a.shape), "dtype": str(a.dtype)} for name, a in network.weights.items()},
         "derived_weights": network.derived,
         "refit": bool(config.refit or config.strip_weights),
+        "refit_mode": REFIT_MODE if (config.refit or config.strip_weights) else None,
         "strip_weights": bool(config.strip_weights),
         "build_seconds": round(seconds, 4),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
