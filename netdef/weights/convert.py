@@ -1,0 +1,138 @@
+"""Checkpoint conversion: read any format netdef reads, rename, cast, write ``.safetensors``/``.npz``/``.wts``.
+
+>>> convert("model.pth", "model.safetensors", dtype="fp16", rules=["s/^backbone\\\\.//"])  # doctest: +SKIP
+
+Only floating-point tensors are cast (integer buffers such as BatchNorm's ``num_batches_tracked``
+keep their dtype). Values are copied bit for bit unless a cast is asked for; a cast that would
+turn finite values into infinities is refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from netdef.errors import CheckpointError
+from netdef.weights.checkpoint import Checkpoint
+from netdef.weights.dtypes import is_floating, parse_dtype
+from netdef.weights.rename import RuleLike, make_rules, rename_tensors
+
+OUTPUT_SUFFIXES = (".safetensors", ".npz", ".wts")
+
+
+@dataclass(frozen=True)
+class ConversionSummary:
+    """What :func:`convert` did."""
+
+    source: Path
+    destination: Path
+    tensors: int
+    parameters: int
+    renamed: int
+    cast: int
+    bytes_in: int
+    bytes_out: int
+
+
+def cast_tensors(tensors: Mapping[str, np.ndarray], dtype: str | np.dtype, source: str = "") -> dict[str, np.ndarray]:
+    """Floating tensors cast to ``dtype`` (``"fp16"``, ``"bf16"``, ``"fp32"`` or a NumPy dtype).
+
+    Raises one :class:`CheckpointError` listing every tensor whose finite values would overflow.
+    """
+    target = parse_dtype(dtype) if isinstance(dtype, str) else np.dtype(dtype)
+    out, problems = {}, []
+    for name, array in tensors.items():
+        if not is_floating(array.dtype) or array.dtype == target:
+            out[name] = array
+            continue
+        cast = array.astype(target)
+        overflow = int(np.count_nonzero(np.isinf(cast.astype(np.float32)) & np.isfinite(array.astype(np.float32))))
+        if overflow:
+            largest = float(np.nanmax(np.abs(array.astype(np.float32))))
+            problems.append(
+                f"tensor {name!r}: {overflow} of {array.size} values overflow {target.name} (largest |x| = {largest:g})"
+            )
+        out[name] = cast
+    if problems:
+        where = f"{source}: " if source else ""
+        raise CheckpointError("\n".join([f"{where}cannot cast to {target.name}:", *(f"  - {p}" for p in problems)]))
+    return out
+
+
+def write_checkpoint(
+    tensors: Mapping[str, np.ndarray], path: Path | str, metadata: dict[str, str] | None = None
+) -> None:
+    """Write ``tensors`` in the format named by ``path``'s suffix (.safetensors, .npz or .wts)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".safetensors":
+        from netdef.weights.safetensors_io import write_safetensors
+
+        write_safetensors(tensors, path, metadata)
+    elif suffix == ".npz":
+        _write_npz(tensors, path)
+    elif suffix == ".wts":
+        from netdef.weights.wts_io import write_wts
+
+        write_wts(tensors, path)
+    else:
+        raise CheckpointError(
+            f"{path}: cannot write {suffix or 'files without a suffix'!r}; netdef writes {OUTPUT_SUFFIXES}"
+        )
+
+
+def _write_npz(tensors: Mapping[str, np.ndarray], path: Path) -> None:
+    """``np.savez``; refuses dtypes a pickle-free ``.npz`` cannot name (bfloat16, float8)."""
+    unsupported = [f"{n!r} ({a.dtype})" for n, a in tensors.items() if a.dtype.kind == "V"]  # ml_dtypes' kind
+    if unsupported:
+        raise CheckpointError(
+            f"{path}: .npz cannot store {', '.join(unsupported)} without pickle; write .safetensors instead"
+        )
+    with open(path, "wb") as f:
+        np.savez(f, **{name: np.ascontiguousarray(a) for name, a in tensors.items()})
+
+
+def convert(
+    source: Path | str,
+    destination: Path | str,
+    *,
+    dtype: str | None = None,
+    rules: Sequence[RuleLike] = (),
+    strip_prefixes: Sequence[str] = (),
+) -> ConversionSummary:
+    """Read ``source`` (any checkpoint netdef reads), rename, cast, and write ``destination``.
+
+    The output format follows ``destination``'s suffix. ``.wts`` holds float32 only, so
+    ``dtype`` other than fp32 is refused for it.
+    """
+    source, destination = Path(source), Path(destination)
+    if destination.suffix.lower() not in OUTPUT_SUFFIXES:
+        raise CheckpointError(f"{destination}: output must end in one of {', '.join(OUTPUT_SUFFIXES)}")
+    if destination.exists() and source.exists() and destination.resolve() == source.resolve():
+        raise CheckpointError(f"{destination}: the output would overwrite the input; choose another file")
+    if destination.suffix.lower() == ".wts" and dtype is not None and parse_dtype(dtype) != np.float32:
+        raise CheckpointError(f"{destination}: .wts stores float32 only; drop --dtype {dtype} or write .safetensors")
+    checkpoint = Checkpoint.load(source)
+    made = make_rules(rules, strip_prefixes)
+    tensors = rename_tensors(dict(checkpoint.items()), made, str(source))
+    renamed = sum(old != new for old, new in zip(checkpoint, tensors, strict=True))
+    cast = 0
+    if dtype is not None:
+        before = tensors
+        tensors = cast_tensors(tensors, dtype, str(source))
+        cast = sum(tensors[n].dtype != before[n].dtype for n in tensors)
+    metadata = {"converted_from": source.name} if destination.suffix.lower() == ".safetensors" else None
+    write_checkpoint(tensors, destination, metadata)
+    return ConversionSummary(
+        source=source,
+        destination=destination,
+        tensors=len(tensors),
+        parameters=checkpoint.num_parameters,
+        renamed=renamed,
+        cast=cast,
+        bytes_in=source.stat().st_size,
+        bytes_out=destination.stat().st_size,
+    )
