@@ -1,0 +1,93 @@
+"""``netdef refit``: update an engine's weights from a new checkpoint, or (``--check``) only validate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from netdef.cli.app import app, console, err_console
+from netdef.cli.build_cmds import human_bytes
+
+
+@app.command()
+def refit(
+    engine_file: Annotated[Path, typer.Argument(help="A refittable netdef engine (built with --refit).")],
+    checkpoint: Annotated[Path, typer.Argument(help="The new checkpoint (same architecture and names).")],
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Refitted engine file to write.")] = None,
+    check: Annotated[
+        bool, typer.Option("--check", help="Validate only, on the CPU: print the plan, write nothing.")
+    ] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="Checkpoint entries no weight uses are errors.")] = False,
+    old: Annotated[
+        Path | None,
+        typer.Option(help="With --check: the checkpoint to diff against (default: the one the engine was built from)."),
+    ] = None,
+    device_weights: Annotated[
+        bool, typer.Option("--device-weights", help="Upload the new weights to the GPU (torch) before refitting.")
+    ] = False,
+) -> None:
+    """Refit ENGINE_FILE with CHECKPOINT's weights without rebuilding; the input file is never modified."""
+    if check:
+        _check(engine_file, checkpoint, strict, old)
+        return
+    if output is None:
+        raise typer.BadParameter("give --output/-o for the refitted engine (or --check to validate only)")
+    from netdef.refit import refit_engine_file
+
+    report = refit_engine_file(
+        engine_file, checkpoint, output, strict=strict, location="device" if device_weights else "host"
+    )
+    console.print(
+        f"[bold green]refit[/] {escape(str(output))}  from {escape(str(checkpoint))}: "
+        f"{report.weights} weights ({human_bytes(report.nbytes)}, {report.location})\n"
+        f"  plan {report.plan_seconds:.2f} s, deserialize {report.deserialize_seconds:.2f} s, "
+        f"refit {report.refit_seconds:.3f} s, serialize {report.serialize_seconds:.2f} s "
+        f"(total {report.total_seconds:.2f} s)"
+    )
+
+
+def _check(engine_file: Path, checkpoint: Path, strict: bool, old: Path | None) -> None:
+    from netdef.engine import Engine
+    from netdef.errors import NetdefError
+    from netdef.refit import refit_plan
+
+    engine = Engine.load(engine_file)
+    plan = refit_plan(engine, checkpoint, strict=strict, engine_source=str(engine_file))
+    old = old if old is not None else _built_from(engine)
+    diffs: dict[str, float | None] = {}
+    if old is not None:
+        try:
+            diffs = plan.max_abs_diff(refit_plan(engine, old, engine_source=str(engine_file)))
+        except NetdefError as exc:
+            err_console.print(f"[yellow]warning:[/] no diff against {escape(str(old))}: {escape(str(exc))}")
+            old = None
+    table = Table("weight", "shape", "dtype", "from", "max |new - old|" if old else "", box=None, pad_edge=False)
+    for w in plan:
+        sources = "checkpoint" if not w.derived else "derived: " + ", ".join(w.sources)
+        diff = diffs.get(w.name)
+        shape = "x".join(map(str, w.shape))
+        table.add_row(escape(w.name), shape, w.dtype, escape(sources), "" if diff is None else f"{diff:.3g}")
+    console.print(table)
+    for key in plan.unused_keys:
+        err_console.print(f"[yellow]warning:[/] {escape(str(checkpoint))}: entry {escape(repr(key))} is not used")
+    derived = sum(w.derived for w in plan)
+    console.print(
+        f"[bold green]plan OK[/]  {escape(str(engine_file))} ({plan.engine_name}, {plan.precision}) "
+        f"from {escape(str(checkpoint))}: "
+        f"{len(plan)} weights ({derived} derived), {human_bytes(plan.nbytes)}, computed in {plan.seconds:.2f} s"
+        + (f"; diffed against {escape(str(old))}" if old else "")
+    )
+    if not engine.refittable:
+        console.print(
+            "[yellow]note:[/] this engine is not refittable: `netdef refit` without --check will refuse it "
+            "(rebuild with `netdef build --refit`)"
+        )
+
+
+def _built_from(engine) -> Path | None:
+    recorded = (engine.metadata.get("definition") or {}).get("checkpoint")
+    return Path(recorded) if recorded and Path(recorded).is_file() else None
