@@ -70,3 +70,7 @@ class RefitError(NetdefError, RuntimeError):
 
 class BuildCancelledError(BuildError):
     """The build was cancelled (Ctrl-C, or a progress monitor asked) before TensorRT finished; nothing was written."""
+
+
+class CalibrationError(NetdefError, ValueError):
+    """INT8 calibration is missing, invalid or does not fit the network (scales, cache file, data)."""

@@ -21,6 +21,8 @@ class Precision:
     name: str
     numpy: np.dtype
     trt: Any
+    quantized: bool = False
+    """INT8 Q/DQ around convolutions and matrix multiplies (the compute dtype above stays float)."""
 
     def __str__(self) -> str:
         return self.name
@@ -30,6 +32,7 @@ PRECISIONS = {
     "fp32": Precision("fp32", np.dtype(np.float32), trt.float32),
     "fp16": Precision("fp16", np.dtype(np.float16), trt.float16),
     "bf16": Precision("bf16", bfloat16, trt.bfloat16),
+    "int8": Precision("int8", np.dtype(np.float32), trt.float32, quantized=True),
 }
 
 _TRT_TO_NUMPY = {
@@ -64,7 +67,7 @@ def numpy_dtype(trt_dtype: Any) -> np.dtype:
 
 def trt_dtype(dtype: Any) -> Any:
     """The TensorRT ``DataType`` of a NumPy dtype (or a precision name such as ``"fp16"``)."""
-    if isinstance(dtype, str) and dtype.lower() in PRECISIONS:
+    if isinstance(dtype, str) and dtype.lower() in PRECISIONS and not PRECISIONS[dtype.lower()].quantized:
         return PRECISIONS[dtype.lower()].trt
     try:
         return _NUMPY_TO_TRT[np.dtype(dtype)]
