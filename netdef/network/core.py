@@ -95,6 +95,15 @@ class NetworkCore:
             full, n = f"{base}_{n}", n + 1
         return full
 
+    def _default_name(self, kind: str, name: str | None) -> str:
+        """``name``, or the first of ``kind``, ``kind_1``, ... not yet a layer in the current scope (unqualified)."""
+        if name is not None:
+            return name
+        candidate, n = kind, 1
+        while self.qualified(candidate) in self._layer_names:
+            candidate, n = f"{kind}_{n}", n + 1
+        return candidate
+
     def _named(self, layer: Any, kind: str, name: str | None = None) -> Any:
         """Give ``layer`` (and its outputs) a unique name; ``kind`` is used when ``name`` is None."""
         full = self._unique_layer_name(kind, name)
@@ -159,7 +168,7 @@ class NetworkCore:
         if name in self.weights:
             raise NetworkDefinitionError(f"duplicate weight name {name!r}")
         target = self.precision.numpy if dtype is None else np.dtype(dtype)
-        converted = np.ascontiguousarray(array, dtype=target)
+        converted = np.asarray(array, dtype=target, order="C")  # (ascontiguousarray would make 0-d arrays 1-d)
         if converted is array:  # never hand TensorRT a view of the caller's (read-only) memory
             converted = converted.copy()
         self.weights[name] = converted
@@ -209,6 +218,8 @@ class NetworkCore:
         io_type = self.io_precision.trt if dtype is None else trt_dtype(dtype)
         if any(int(d) < -1 or int(d) == 0 for d in shape):
             raise NetworkDefinitionError(f"input {name!r}: bad shape {tuple(shape)} (dimensions are >0 or -1)")
+        if name in self._tensor_names:
+            raise NetworkDefinitionError(f"input {name!r}: the network already has a tensor of that name")
         tensor = self.trt_network.add_input(name, io_type, tuple(int(d) for d in shape))
         self._tensor_names.add(name)
         return self.cast(tensor, self.precision.trt, name=f"{name}.cast") if self._is_float(io_type) else tensor

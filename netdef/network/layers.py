@@ -52,8 +52,9 @@ class LayersMixin(NetworkCore):
 
         ``out_channels`` and ``kernel_size`` default to the checkpoint's; ``bias`` as in
         ``torch.nn.Conv2d`` (a missing ``{name}.bias`` is an error unless ``bias=False``).
-        ``bn="bn1"`` folds the BatchNorm ``bn1`` that follows into the convolution (as the ONNX exporter does): ``W' = W * g/sqrt(v+eps)``,
-        ``b' = (b - m) * g/sqrt(v+eps) + beta``; the fold is recorded in :attr:`derived`.
+        ``bn="bn1"`` folds the BatchNorm ``bn1`` that follows into the convolution (as the ONNX exporter
+        does): ``W' = W * g/sqrt(v+eps)``, ``b' = (b - m) * g/sqrt(v+eps) + beta``; the fold is recorded
+        in :attr:`derived`.
         """
         in_channels = self._static_dim(x, 1, name, "input channels")
         ckpt_shape = self.param_shape(f"{name}.weight")
@@ -182,14 +183,42 @@ class LayersMixin(NetworkCore):
 
     def _pool(self, kind, x, kernel_size, stride, padding, ceil_mode, count_include_pad, default_name, name):
         kernel = _pair(kernel_size, "kernel_size")
+        strides = _pair(stride if stride is not None else kernel, "stride")
+        pads = _pair(padding, "padding")
         layer = self.trt_network.add_pooling_nd(x, kind, kernel)
-        layer.stride_nd = _pair(stride if stride is not None else kernel, "stride")
-        layer.padding_nd = _pair(padding, "padding")
-        if ceil_mode:
-            layer.padding_mode = trt.PaddingMode.EXPLICIT_ROUND_UP
+        layer.stride_nd = strides
+        layer.padding_nd = pads
         if kind == trt.PoolingType.AVERAGE:
             layer.average_count_excludes_padding = not count_include_pad
+        if ceil_mode:
+            what = self.qualified(self._default_name(default_name, name))
+            self._ceil_mode(layer, self.shape_of(x)[-2:], kernel, strides, pads, kind, count_include_pad, what)
         return self._named(layer, default_name, name).get_output(0)
+
+    @staticmethod
+    def _ceil_mode(layer, size, kernel, stride, padding, kind, count_include_pad, what) -> None:
+        """PyTorch's ``ceil_mode``: ``O = ceil((I + 2P - K) / S) + 1``, less one where the last window
+        would start in the right padding. TensorRT's EXPLICIT_ROUND_UP lacks that exception; where it
+        applies, the same windows come from rounding down plus, on the other axis, explicit post-padding.
+        """
+        axes = list(zip(size, kernel, stride, padding, strict=True))
+        up = [-(-(i + 2 * p - k) // s) + 1 for i, k, s, p in axes]
+        torch_out = [o - 1 if (o - 1) * s >= i + p else o for o, (i, _, s, p) in zip(up, axes, strict=True)]
+        if any(i < 0 for i in size) or up == torch_out:  # (a dynamic size gets TensorRT's rounding up)
+            layer.padding_mode = trt.PaddingMode.EXPLICIT_ROUND_UP
+            return
+        extra = [max(0, (o - 1) * s + k - (i + 2 * p)) for o, (i, k, s, p) in zip(torch_out, axes, strict=True)]
+        if not any(extra):
+            return  # rounding down gives PyTorch's windows exactly
+        if kind == trt.PoolingType.AVERAGE and count_include_pad and any(padding):
+            raise NetworkDefinitionError(
+                f"layer {what!r}: ceil_mode average pooling of a {size[0]}x{size[1]} input with padding {padding} "
+                "counted in the average has no TensorRT equivalent; use count_include_pad=False or padding 0"
+            )
+        layer.pre_padding = padding
+        layer.post_padding = tuple(p + e for p, e in zip(padding, extra, strict=True))
+        if kind == trt.PoolingType.AVERAGE:
+            layer.average_count_excludes_padding = True  # PyTorch never counts the ceil_mode overhang
 
     def adaptive_avg_pool2d(self, x: Tensor, output_size: IntOr2 = 1, *, name: str | None = None) -> Tensor:
         """Average over each of ``output_size`` equal spatial bins (input divisible by it)."""
@@ -285,12 +314,12 @@ class LayersMixin(NetworkCore):
 
     def silu(self, x: Tensor, *, name: str | None = None) -> Tensor:
         """``x * sigmoid(x)``."""
-        base = name or "silu"
+        base = self._default_name("silu", name)
         return self.mul(x, self.sigmoid(x, name=f"{base}.sigmoid"), name=base)
 
     def hardswish(self, x: Tensor, *, name: str | None = None) -> Tensor:
         """``x * clip(x / 6 + 1/2, 0, 1)`` (a HARD_SIGMOID activation times x)."""
-        base = name or "hardswish"
+        base = self._default_name("hardswish", name)
         gate = self._activation(x, trt.ActivationType.HARD_SIGMOID, "hardsigmoid", f"{base}.gate", 1 / 6, 0.5)
         return self.mul(x, gate, name=base)
 
@@ -341,7 +370,7 @@ class LayersMixin(NetworkCore):
         """Merge axes ``start_dim..`` into one (``torch.flatten``); earlier axes, batch too, are kept."""
         rank = len(self.shape_of(x))
         start = self._axis(start_dim, rank, "flatten")
-        return self.reshape(x, (0,) * start + (-1,), name=name or "flatten")
+        return self.reshape(x, (0,) * start + (-1,), name=self._default_name("flatten", name))
 
     def reshape(self, x: Tensor, shape: Sequence[int], *, name: str | None = None) -> Tensor:
         """Reshape; ``0`` copies the input's dimension at that position, ``-1`` is inferred."""
