@@ -74,3 +74,23 @@ class BuildCancelledError(BuildError):
 
 class CalibrationError(NetdefError, ValueError):
     """INT8 calibration is missing, invalid or does not fit the network (scales, cache file, data)."""
+
+
+class EngineMismatchError(EngineFileError):
+    """An engine was built by another TensorRT flavour or version, or for another GPU; the message names both."""
+
+
+class CudaError(NetdefError, RuntimeError):
+    """A CUDA runtime call failed; the message names the call and CUDA's error; ``code`` is its number."""
+
+    def __init__(self, message: str, code: int | None = None):
+        self.code = code
+        super().__init__(message)
+
+
+class EngineExecutionError(NetdefError, RuntimeError):
+    """TensorRT refused to create an execution context or to run one; TensorRT's own lines are in the message."""
+
+
+class RunnerClosedError(NetdefError, RuntimeError):
+    """The runner (or its context pool) was closed: no more inferences."""
