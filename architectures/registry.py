@@ -34,9 +34,12 @@ class Architecture:
         precision: str = "fp32",
         batch: int = -1,
         io_dtype: str = "fp32",
+        calibration: Any = None,
         **options: Any,
     ) -> Network:
         """Define this architecture on ``checkpoint``; ``batch=-1`` makes the batch dynamic.
+
+        ``calibration``: activation scales for ``precision="int8"`` (see :mod:`netdef.calibration`).
 
         Raises one :class:`~netdef.CheckpointError` listing every missing or mismatched weight.
         """
@@ -45,7 +48,7 @@ class Architecture:
             raise NetdefError(
                 f"architecture {self.name!r} has no option(s) {unknown}; it takes {sorted(self.options) or 'none'}"
             )
-        net = Network(checkpoint, precision=precision, io_dtype=io_dtype, name=self.name)
+        net = Network(checkpoint, precision=precision, io_dtype=io_dtype, name=self.name, calibration=calibration)
         x = net.input(self.input_name, (batch, *self.input_shape))
         y = self.define(net, x, **options)
         net.output(y, self.output)

@@ -111,7 +111,10 @@ class LayersMixin(NetworkCore):
         w_stored = self.weight_array(w_name, weight)
         b_stored = self.weight_array(b_name, bias) if bias is not None else None
         w_trt, b_trt = self.trt_weights(w_stored), self.trt_weights(b_stored)
-        layer = self.trt_network.add_convolution_nd(x, weight.shape[0], kernel, w_trt, b_trt)
+        x, w_kernel, w_tensor = self._quantize_convolution(x, name, w_stored, w_trt)  # int8: Q/DQ, kernel as input 1
+        layer = self.trt_network.add_convolution_nd(x, weight.shape[0], kernel, w_kernel, b_trt)
+        if w_tensor is not None:
+            layer.set_input(1, w_tensor)
         layer.stride_nd = _pair(stride, "stride")
         layer.padding_nd = _pair(padding, "padding")
         layer.dilation_nd = _pair(dilation, "dilation")
@@ -251,6 +254,7 @@ class LayersMixin(NetworkCore):
             out_features = ckpt_shape[0]
         weight = self.param(f"{name}.weight", (out_features, in_features))
         w = self.constant(f"{name}.weight", weight.reshape((1,) * (rank - 2) + weight.shape))
+        x, w = self._quantize_linear(x, w, name, weight)  # int8: Q/DQ on both operands
         layer = self.trt_network.add_matrix_multiply(x, trt.MatrixOperation.NONE, w, trt.MatrixOperation.TRANSPOSE)
         y = self._named(layer, "linear", name).get_output(0)
         if not bias:
