@@ -145,15 +145,11 @@ def refit_plan(
     where = engine_source or _engine_label(meta)
     ckpt, problems = _load_checkpoint(checkpoint)
     definition = meta.get("definition") or {}
-    arch_name = definition.get("architecture")
+    arch, arch_problems = _architecture(definition, where)
+    problems += arch_problems
     network = None
-    if not arch_name:
-        problems.append(
-            f"{where} records no registered architecture (metadata definition.architecture is empty): "
-            "define the network yourself and use refit_plan_from_network(engine, network)"
-        )
-    elif ckpt is not None:
-        network, define_problems = _define(meta, arch_name, definition.get("options") or {}, ckpt)
+    if arch is not None and ckpt is not None:
+        network, define_problems = _define(meta, arch, definition.get("options") or {}, ckpt)
         problems += define_problems
     if network is None:
         _raise(problems, where, checkpoint)
@@ -237,7 +233,8 @@ def _compare(meta: dict[str, Any], network: Any) -> list[str]:
             # the checkpoint's own NaN/Inf are reported by the definition; these appeared on the way
             problems.append(
                 f"weight {name!r}: {bad} of {array.size} values are NaN or Inf in {array.dtype} although its "
-                f"checkpoint entries {sources} are finite (overflow folding BatchNorm or casting to {array.dtype}?)"
+                f"checkpoint entries {sources} are finite (a negative running_var, or overflow folding BatchNorm "
+                f"or casting to {array.dtype}?)"
             )
     return problems
 
@@ -248,30 +245,44 @@ def _non_finite(array: np.ndarray) -> int:
     return int(array.size - np.count_nonzero(np.isfinite(array)))
 
 
-def _define(meta: dict[str, Any], arch_name: str, options: dict[str, Any], ckpt: Checkpoint) -> tuple[Any, list[str]]:
+def _architecture(definition: Mapping[str, Any], where: str) -> tuple[Any, list[str]]:
+    """The registered architecture the engine was built from, or the problem."""
+    import architectures
+
+    name = definition.get("architecture")
+    if not name:
+        return None, [
+            f"{where} records no registered architecture (metadata definition.architecture is empty): "
+            "define the network yourself and use refit_plan_from_network(engine, network)"
+        ]
+    try:
+        arch = architectures.get(name)
+    except NetdefError as exc:
+        return None, [str(exc)]
+    unknown = sorted(set(definition.get("options") or {}) - set(arch.options))
+    if unknown:
+        return None, [f"architecture {arch.name!r} has no option(s) {unknown} (recorded in the engine metadata)"]
+    return arch, []
+
+
+def _define(meta: dict[str, Any], arch: Any, options: dict[str, Any], ckpt: Checkpoint) -> tuple[Any, list[str]]:
     """Run the registered definition on ``ckpt`` as it was built (precision, I/O dtype, batch).
 
     Mirrors ``Architecture.build_network`` without its final ``check()``, so that checkpoint problems
-    are collected with every other problem instead of raised alone.
+    are collected with every other problem instead of raised alone. NumPy's overflow and invalid-value
+    warnings are silenced: the resulting NaN/Inf are reported as problems.
     """
-    import architectures
     from netdef.network import Network
 
-    try:
-        arch = architectures.get(arch_name)
-    except NetdefError as exc:
-        return None, [str(exc)]
-    unknown = sorted(set(options) - set(arch.options))
-    if unknown:
-        return None, [f"architecture {arch.name!r} has no option(s) {unknown} recorded in the engine metadata"]
     inputs = [t for t in meta.get("io", []) if t.get("mode") == "input"]
     batch = int(inputs[0]["shape"][0]) if inputs and inputs[0].get("shape") else -1
     try:
         net = Network(
             ckpt, precision=meta.get("precision", "fp32"), io_dtype=meta.get("io_dtype", "fp32"), name=arch.name
         )
-        x = net.input(arch.input_name, (batch, *arch.input_shape))
-        net.output(arch.define(net, x, **options), arch.output)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            x = net.input(arch.input_name, (batch, *arch.input_shape))
+            net.output(arch.define(net, x, **options), arch.output)
     except (NetdefError, ValueError) as exc:
         return None, [f"defining {arch.name!r} on the new checkpoint failed: {exc}"]
     return net, []
