@@ -48,7 +48,8 @@ def cast_tensors(tensors: Mapping[str, np.ndarray], dtype: str | np.dtype, sourc
         if not is_floating(array.dtype) or array.dtype == target:
             out[name] = array
             continue
-        cast = array.astype(target)
+        with np.errstate(over="ignore"):  # overflow is counted and reported below
+            cast = array.astype(target)
         overflow = int(np.count_nonzero(np.isinf(cast.astype(np.float32)) & np.isfinite(array.astype(np.float32))))
         if overflow:
             largest = float(np.nanmax(np.abs(array.astype(np.float32))))
