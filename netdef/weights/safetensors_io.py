@@ -36,22 +36,47 @@ def read_safetensors(path: Path) -> dict[str, np.ndarray]:
         header = json.loads(bytes(buffer[8 : 8 + header_len]))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"{path}: corrupt safetensors header: {exc}") from None
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{path}: corrupt safetensors header: a JSON {type(header).__name__}, not an object")
     header.pop("__metadata__", None)
     data_start = 8 + header_len
-    tensors = {}
+    tensors, problems = {}, []
     for name, info in header.items():
-        dtype = numpy_dtype_for_safetensors(info["dtype"], f"{path}: tensor {name!r}")
-        shape = tuple(info["shape"])
-        begin, end = info["data_offsets"]
-        expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-        if end - begin != expected or data_start + end > size:
-            raise CheckpointError(
-                f"{path}: tensor {name!r} of shape {shape} {info['dtype']} needs {expected} bytes, "
-                f"the header gives {end - begin} at offset {begin} (file has {size - data_start} data bytes)"
-            )
-        count = expected // dtype.itemsize
+        try:
+            dtype, shape, begin = _entry(name, info, size - data_start)
+        except CheckpointError as exc:
+            problems.append(str(exc))
+            continue
+        count = int(np.prod(shape, dtype=np.int64))
         tensors[name] = np.frombuffer(buffer, dtype=dtype, count=count, offset=data_start + begin).reshape(shape)
+    if problems:
+        raise CheckpointError("\n".join([f"{path}: corrupt safetensors header:", *(f"  - {p}" for p in problems)]))
     return tensors
+
+
+def _entry(name: str, info: object, data_bytes: int) -> tuple[np.dtype, tuple[int, ...], int]:
+    """The dtype, shape and data offset of header entry ``name``, checked against the file."""
+    if not isinstance(info, dict) or not {"dtype", "shape", "data_offsets"} <= info.keys():
+        raise CheckpointError(f"tensor {name!r}: entry {info!r} lacks dtype, shape or data_offsets")
+    shape, offsets = info["shape"], info["data_offsets"]
+
+    def naturals(values: object, n: int | None = None) -> bool:
+        ok = isinstance(values, list) and (n is None or len(values) == n)
+        return ok and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values)
+
+    if not naturals(shape):
+        raise CheckpointError(f"tensor {name!r}: shape {shape!r} is not a list of non-negative integers")
+    if not naturals(offsets, 2) or offsets[0] > offsets[1]:
+        raise CheckpointError(f"tensor {name!r}: data_offsets {offsets!r} are not [begin, end] with begin <= end")
+    dtype = numpy_dtype_for_safetensors(str(info["dtype"]), f"tensor {name!r}")
+    begin, end = offsets
+    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if end - begin != expected or end > data_bytes:
+        raise CheckpointError(
+            f"tensor {name!r} of shape {tuple(shape)} {info['dtype']} needs {expected} bytes, "
+            f"the header gives {end - begin} at offset {begin} (the file has {data_bytes} data bytes)"
+        )
+    return dtype, tuple(shape), begin
 
 
 def write_safetensors(
@@ -64,7 +89,7 @@ def write_safetensors(
     offset = 0
     arrays = []
     for name, array in tensors.items():
-        array = np.ascontiguousarray(array)
+        array = np.asarray(array, order="C")  # (np.ascontiguousarray would store a 0-d array as shape [1])
         header[name] = {
             "dtype": safetensors_dtype_name(array.dtype, name),
             "shape": list(array.shape),
