@@ -85,6 +85,8 @@ class Engine:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
         try:
+            if hasattr(os, "fchmod"):  # mkstemp makes 0600 files; give the mode open() would
+                os.fchmod(fd, 0o666 & ~_umask())
             with os.fdopen(fd, "wb") as f:
                 f.write(self.to_bytes())
             os.replace(tmp, path)
@@ -118,7 +120,10 @@ class Engine:
             )
         meta_end = _HEADER.size + meta_len
         if len(data) < meta_end:
-            raise EngineFileError(f"{source}: truncated: metadata needs {meta_end} bytes, the file has {len(data)}")
+            raise EngineFileError(
+                f"{source}: truncated (or a corrupted header): the metadata needs {meta_end} bytes, "
+                f"the file has {len(data)}"
+            )
         encoded = data[_HEADER.size : meta_end]
         if hashlib.sha256(encoded).digest() != meta_hash:
             raise EngineFileError(f"{source}: corrupted: the metadata does not match its SHA-256")
@@ -130,3 +135,9 @@ class Engine:
         if hashlib.sha256(plan).hexdigest() != metadata.get("plan_sha256"):
             raise EngineFileError(f"{source}: corrupted: the plan does not match its SHA-256")
         return cls(plan, metadata)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
