@@ -208,11 +208,12 @@ LOGGER = _Logger()
 def capture_errors() -> Iterator[list[str]]:
     """Collect the error lines TensorRT logs on this thread inside the block."""
     errors: list[str] = []
-    LOGGER._captures.append(errors)
+    captures = LOGGER._captures
+    captures.append(errors)
     try:
         yield errors
-    finally:
-        LOGGER._captures.remove(errors)
+    finally:  # by identity: list.remove would take the first *equal* list, e.g. an enclosing capture's
+        del captures[next(i for i in reversed(range(len(captures))) if captures[i] is errors)]
 
 
 # --------------------------------------------------------------------------- builders
