@@ -9,8 +9,9 @@ before a single weight is handed over, and ``get_missing_weights()`` must be emp
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -117,19 +118,22 @@ def refit_engine(
 def refit_runner(runner: Any, checkpoint: CheckpointLike | RefitPlan, *, strict: bool = False, location: str = "host"):
     """Hot swap: refit the engine a live ``netdef.runtime`` Runner executes, in place.
 
-    Waits for the runner's queued work (``runner.synchronize()``), then refits ``runner.cuda_engine``.
-    Its execution contexts stay valid and the next inference uses the new weights. ``runner.engine``
-    (the file's bytes and metadata) is left as it was: save a refitted file with :func:`refit_engine_file`.
-    Callers must not enqueue work on the runner from other threads while this runs.
+    The plan is computed and validated first, while the runner keeps serving. Then, holding every
+    context (``runner.exclusive()``: queued work finished, no new calls start, captured CUDA graphs
+    dropped afterwards), ``runner.cuda_engine`` is refit. Its execution contexts stay valid and the
+    next inference uses the new weights. ``runner.engine`` (the file's bytes and metadata) is left
+    as it was: save a refitted file with :func:`refit_engine_file`.
     """
     require_gpu("refitting a live engine")
     engine: Engine = runner.engine
     where = f"live engine {engine.metadata.get('name', '?')!r}"
     _check_engine(engine, where)
     plan = _as_plan(engine, checkpoint, strict, where)
-    runner.synchronize()
-    started = time.perf_counter()
-    location_used = apply_weights(runner.cuda_engine, plan if location == "host" else plan.to_device(), where=where)
+    weights = plan if location == "host" else plan.to_device()
+    with _paused(runner):
+        started = time.perf_counter()
+        location_used = apply_weights(runner.cuda_engine, weights, where=where)
+        seconds = time.perf_counter() - started
     return RefitReport(
         engine=where,
         checkpoint=plan.checkpoint,
@@ -137,8 +141,20 @@ def refit_runner(runner: Any, checkpoint: CheckpointLike | RefitPlan, *, strict:
         nbytes=plan.nbytes,
         location=location_used,
         plan_seconds=plan.seconds,
-        refit_seconds=time.perf_counter() - started,
+        refit_seconds=seconds,
     )
+
+
+@contextlib.contextmanager
+def _paused(runner: Any) -> Iterator[None]:
+    """No inference in flight on ``runner`` inside the block (``exclusive()`` where the runner has it)."""
+    exclusive = getattr(runner, "exclusive", None)
+    if exclusive is None:
+        runner.synchronize()
+        yield
+        return
+    with exclusive():
+        yield
 
 
 # --------------------------------------------------------------------------- the TensorRT part
