@@ -21,6 +21,7 @@ empty), which is what TensorRT requires for quantized weights.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from collections.abc import Mapping
@@ -31,6 +32,8 @@ import numpy as np
 from netdef.backend import trt
 from netdef.errors import CalibrationError, NetworkDefinitionError
 from netdef.network.core import NetworkCore, Tensor
+
+log = logging.getLogger("netdef.calibration")
 
 INT8_MAX = 127
 """Symmetric INT8 range is [-128, 127]; scales map ``amax`` to 127."""
@@ -57,18 +60,15 @@ def fake_quantize(x: np.ndarray, scale: np.ndarray | float, axis: int | None = N
     return (np.clip(np.rint(x / s), -128, INT8_MAX) * s).astype(np.float32)
 
 
-def _scales(calibration: Any) -> dict[str, float] | None:
-    """Activation scales (tensor name -> scale) from a Calibration, a mapping, or a cache file path."""
-    if calibration is None:
-        return None
+def _resolve(calibration: Any) -> Any:
+    """A Calibration (loaded when given a cache file path), a mapping tensor name -> scale, or None."""
     if isinstance(calibration, (str, os.PathLike)):
         from netdef.calibration import Calibration
 
-        calibration = Calibration.load(calibration)
-    scales = getattr(calibration, "scales", calibration)
-    if not isinstance(scales, Mapping):
-        raise CalibrationError(f"calibration must be a Calibration, a cache file or a mapping, got {type(scales)}")
-    return {str(name): float(value) for name, value in scales.items()}
+        return Calibration.load(calibration)
+    if calibration is not None and not isinstance(getattr(calibration, "scales", calibration), Mapping):
+        raise CalibrationError(f"calibration must be a Calibration, a cache file or a mapping, got {type(calibration)}")
+    return calibration
 
 
 class QuantizationMixin(NetworkCore):
@@ -85,7 +85,11 @@ class QuantizationMixin(NetworkCore):
             raise NetworkDefinitionError(
                 f"a calibration was given for precision {self.precision.name!r}: only int8 uses one"
             )
-        self.activation_scales: dict[str, float] | None = _scales(calibration)
+        self.calibration = _resolve(calibration)
+        scales = getattr(self.calibration, "scales", self.calibration)
+        self.activation_scales: dict[str, float] | None = (
+            None if scales is None else {str(k): float(v) for k, v in scales.items()}
+        )
         """Calibrated activation scales by tensor name (int8 only)."""
         self.quantization_points: dict[str, list[str]] = {}
         """Activation tensors feeding convolutions and linear layers -> the layers they feed."""
@@ -177,8 +181,20 @@ class QuantizationMixin(NetworkCore):
         return scale
 
     def check(self) -> None:
-        """Weight problems first (:class:`CheckpointError`), then missing or bad activation scales."""
+        """Weight problems first (:class:`CheckpointError`), then missing or bad activation scales.
+
+        A calibration made on other weights (its fingerprint differs) is only warned about.
+        """
         super().check()
+        made_for = getattr(self.calibration, "architecture", None)
+        if made_for not in (None, self.name) and self.quantized:
+            self._scale_problems.insert(0, f"the calibration was made for {made_for!r}, this network is {self.name!r}")
+        fingerprint = getattr(self.calibration, "weights_sha256", None)
+        if fingerprint and self.quantized:
+            from netdef.calibration import weights_fingerprint
+
+            if weights_fingerprint(self.weights) != fingerprint:
+                log.warning("int8 network %r: the calibration was measured with other weights", self.name)
         if self._scale_problems:
             hint = " (run `netdef calibrate`, or netdef.calibration.calibrate, to make a calibration cache)"
             header = f"int8 network {self.name!r}: {len(self._scale_problems)} calibration problem(s){hint}:"

@@ -1,0 +1,426 @@
+"""INT8 calibration on the CPU: activation ranges measured with the NumPy reference executor.
+
+The seeds' ``IInt8EntropyCalibrator2`` and calibration cache, on TensorRT 11's explicit quantization:
+the fp32 network runs over a calibration set in :mod:`netdef.reference`, every activation that feeds a
+convolution or linear layer (:attr:`Network.quantization_points`) is measured, and a range ``amax`` is
+chosen per tensor; the int8 network quantizes that tensor with scale ``amax / 127``.
+
+Methods (all on ``|x|``):
+
+- ``max``: the largest ``|x|`` seen.
+- ``percentile``: the ``percentile`` (default 99.99) of ``|x|``, read from a histogram: the upper edge of
+  the first bin where the cumulative count reaches it (at most one bin width above the exact value).
+- ``entropy``: TensorRT's entropy calibration (Migacz, "8-bit Inference with TensorRT", GTC 2017): a
+  2048-bin histogram of ``|x|`` over ``[0, max]``; for each candidate ``i`` of 128..2048 bins, ``P`` is the
+  first ``i`` bins with everything beyond added to bin ``i-1``; ``Q`` merges the first ``i`` bins into 128
+  levels and spreads each level's count evenly over its bins where ``P`` is non-zero; the ``i`` with the
+  least ``KL(P || Q)`` gives ``amax = (i + 0.5) * bin width``.
+
+Histogram methods take two passes (the first finds each tensor's maximum, which fixes the bins).
+
+The result is a :class:`Calibration`, saved as a JSON cache keyed by tensor name and reused as the seeds'
+calibration cache is (:func:`load_or_calibrate`): delete the file, or calibrate again, to regenerate it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from netdef import __version__
+from netdef.errors import CalibrationError
+
+METHODS = ("max", "percentile", "entropy")
+CACHE_FORMAT = "netdef-int8-calibration"
+CACHE_VERSION = 1
+DEFAULT_PERCENTILE = 99.99
+DEFAULT_BINS = 2048
+LEVELS = 128
+"""Quantized levels of ``|x|`` (INT8's 0..127 plus zero), as TensorRT's entropy calibration uses."""
+
+log = logging.getLogger("netdef.calibration")
+
+
+# --------------------------------------------------------------------------- the result and its cache
+
+
+@dataclass
+class Calibration:
+    """Calibrated activation ranges: tensor name -> ``amax`` (the int8 scale is ``amax / 127``)."""
+
+    amax: dict[str, float]
+    method: str
+    architecture: str | None = None
+    percentile: float | None = None
+    bins: int | None = None
+    samples: int = 0
+    consumers: dict[str, list[str]] = field(default_factory=dict)
+    """Tensor -> the layers it feeds (for people reading the cache)."""
+    checkpoint: str | None = None
+    weights_sha256: str | None = None
+    """Fingerprint of the network's weights when calibrated; a mismatch at build time is warned about."""
+    netdef_version: str = __version__
+    seconds: float | None = None
+
+    @property
+    def scales(self) -> dict[str, float]:
+        """Tensor name -> INT8 scale ``amax / 127`` (1.0 for a tensor that was all zeros)."""
+        from netdef.network.quantization import scale_from_amax
+
+        return {name: float(scale_from_amax(amax)) for name, amax in self.amax.items()}
+
+    def to_json(self) -> dict[str, Any]:
+        scales = self.scales
+        return {
+            "format": CACHE_FORMAT,
+            "version": CACHE_VERSION,
+            "netdef_version": self.netdef_version,
+            "architecture": self.architecture,
+            "checkpoint": self.checkpoint,
+            "weights_sha256": self.weights_sha256,
+            "method": self.method,
+            "options": {"percentile": self.percentile, "bins": self.bins},
+            "samples": self.samples,
+            "seconds": self.seconds,
+            "tensors": {
+                name: {"amax": amax, "scale": scales[name], "layers": self.consumers.get(name, [])}
+                for name, amax in self.amax.items()
+            },
+        }
+
+    def save(self, path: str | Path) -> Path:
+        """Write the JSON cache (atomically: a temporary file renamed over ``path``)."""
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(self.to_json(), indent=2) + "\n")
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def from_json(cls, data: Any, source: str = "<calibration>") -> Calibration:
+        """Parse a cache; :class:`CalibrationError` lists every problem found."""
+        if not isinstance(data, dict):
+            raise CalibrationError(f"{source}: not a netdef calibration cache (expected a JSON object)")
+        problems = []
+        if data.get("format") != CACHE_FORMAT:
+            problems.append(f"format is {data.get('format')!r}, expected {CACHE_FORMAT!r}")
+        if data.get("version") != CACHE_VERSION:
+            problems.append(f"version is {data.get('version')!r}, this netdef reads version {CACHE_VERSION}")
+        if data.get("method") not in METHODS:
+            problems.append(f"method is {data.get('method')!r}, expected one of {', '.join(METHODS)}")
+        tensors = data.get("tensors")
+        amax: dict[str, float] = {}
+        consumers: dict[str, list[str]] = {}
+        if not isinstance(tensors, dict) or not tensors:
+            problems.append("no 'tensors' (tensor name -> {amax, scale})")
+            tensors = {}
+        for name, entry in tensors.items():
+            value = entry.get("amax") if isinstance(entry, dict) else None
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
+                problems.append(f"tensor {name!r}: amax must be a finite number >= 0, found {value!r}")
+                continue
+            amax[name] = float(value)
+            consumers[name] = list(entry.get("layers") or [])
+        if problems:
+            header = f"{source}: {len(problems)} problem(s) in the calibration cache:"
+            raise CalibrationError("\n".join([header, *(f"  - {p}" for p in problems)]))
+        options = data.get("options") or {}
+        return cls(
+            amax=amax,
+            method=data["method"],
+            architecture=data.get("architecture"),
+            percentile=options.get("percentile"),
+            bins=options.get("bins"),
+            samples=int(data.get("samples") or 0),
+            consumers=consumers,
+            checkpoint=data.get("checkpoint"),
+            weights_sha256=data.get("weights_sha256"),
+            netdef_version=str(data.get("netdef_version", "?")),
+            seconds=data.get("seconds"),
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> Calibration:
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            raise CalibrationError(
+                f"calibration cache {str(path)!r} does not exist (make it with `netdef calibrate`)"
+            ) from None
+        except OSError as exc:
+            raise CalibrationError(f"calibration cache {str(path)!r} cannot be read: {exc}") from None
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise CalibrationError(f"calibration cache {str(path)!r} is not valid JSON: {exc}") from None
+        calibration = cls.from_json(data, str(path))
+        if calibration.netdef_version != __version__:
+            log.warning("%s was written by netdef %s (this is %s)", path, calibration.netdef_version, __version__)
+        return calibration
+
+    def problems_for(self, architecture: str | None = None, method: str | None = None) -> list[str]:
+        """Why this calibration does not fit ``architecture`` / ``method`` (empty when it does)."""
+        found = []
+        if architecture is not None and self.architecture not in (None, architecture):
+            found.append(f"it was made for architecture {self.architecture!r}, not {architecture!r}")
+        if method is not None and self.method != method:
+            found.append(f"it was made with method {self.method!r}, not {method!r}")
+        return found
+
+
+def weights_fingerprint(weights: Mapping[str, np.ndarray]) -> str:
+    """SHA-256 over the weights' names, shapes and bytes (the weights a network hands TensorRT)."""
+    digest = hashlib.sha256()
+    for name in sorted(weights):
+        array = np.ascontiguousarray(weights[name])
+        digest.update(f"{name}:{array.dtype}:{array.shape};".encode())
+        digest.update(memoryview(array).cast("B"))
+    return digest.hexdigest()
+
+
+# --------------------------------------------------------------------------- statistics (pure NumPy)
+
+
+def histogram(values: np.ndarray, top: float, bins: int = DEFAULT_BINS) -> np.ndarray:
+    """Counts of ``|values|`` in ``bins`` equal bins over ``[0, top]`` (``top`` itself in the last bin)."""
+    a = np.abs(np.asarray(values, dtype=np.float32)).ravel()
+    if top <= 0:
+        counts = np.zeros(bins, np.int64)
+        counts[0] = a.size
+        return counts
+    index = np.minimum((a.astype(np.float64) * (bins / top)).astype(np.int64), bins - 1)
+    return np.bincount(index, minlength=bins).astype(np.int64)
+
+
+def percentile_amax(counts: np.ndarray, top: float, percentile: float = DEFAULT_PERCENTILE) -> float:
+    """Upper edge of the first bin where the cumulative share of ``counts`` reaches ``percentile`` %."""
+    if not 0 < percentile <= 100:
+        raise CalibrationError(f"percentile must be in (0, 100], got {percentile}")
+    counts = np.asarray(counts, dtype=np.float64)
+    total = counts.sum()
+    if total == 0 or top <= 0:
+        return 0.0
+    cdf = np.cumsum(counts) / total
+    index = int(np.searchsorted(cdf, percentile / 100.0 - 1e-12))
+    return float((min(index, counts.size - 1) + 1) * top / counts.size)
+
+
+def entropy_divergences(counts: np.ndarray, levels: int = LEVELS) -> np.ndarray:
+    """``KL(P_i || Q_i)`` for every candidate ``i`` = ``levels`` .. ``len(counts)`` bins (see the module doc).
+
+    Bins of ``P_i`` that are non-zero where ``Q_i`` is zero (the outlier bin of an empty last level) make
+    the divergence infinite, so that candidate is never chosen.
+    """
+    hist = np.asarray(counts, dtype=np.float64)
+    n = hist.size
+    if n < levels:
+        raise CalibrationError(f"entropy calibration needs at least {levels} histogram bins, got {n}")
+    suffix = np.concatenate([np.cumsum(hist[::-1])[::-1], [0.0]])  # suffix[i] = hist[i:].sum()
+    divergences = np.empty(n - levels + 1)
+    for k, i in enumerate(range(levels, n + 1)):
+        p = hist[:i].copy()
+        p[i - 1] += suffix[i]
+        width = i // levels
+        starts = np.arange(levels) * width
+        lengths = np.append(np.full(levels - 1, width), i - (levels - 1) * width)
+        nonzero = p != 0
+        totals = np.add.reduceat(hist[:i], starts)
+        spread = np.add.reduceat(nonzero.astype(np.float64), starts)
+        per_bin = np.divide(totals, spread, out=np.zeros(levels), where=spread > 0)
+        q = np.repeat(per_bin, lengths) * nonzero
+        divergences[k] = _kl(p, q)
+    return divergences
+
+
+def _kl(p: np.ndarray, q: np.ndarray) -> float:
+    p_sum, q_sum = p.sum(), q.sum()
+    if p_sum == 0:
+        return 0.0
+    if q_sum == 0:
+        return math.inf
+    p, q = p / p_sum, q / q_sum
+    support = p > 0
+    if np.any(q[support] == 0):
+        return math.inf
+    return float(np.sum(p[support] * np.log(p[support] / q[support])))
+
+
+def entropy_amax(counts: np.ndarray, top: float, levels: int = LEVELS) -> float:
+    """TensorRT's entropy threshold: ``(i + 0.5) * bin width`` for the ``i`` of least divergence (first on ties)."""
+    counts = np.asarray(counts)
+    if top <= 0 or counts.sum() == 0:
+        return 0.0
+    divergences = entropy_divergences(counts, levels)
+    best = levels + int(np.argmin(divergences))
+    return float(min((best + 0.5) * top / counts.size, top))
+
+
+# --------------------------------------------------------------------------- running the network
+
+
+def _batches(data: Mapping[str, np.ndarray], batch_size: int) -> Iterator[dict[str, np.ndarray]]:
+    n = len(next(iter(data.values())))
+    for start in range(0, n, batch_size):
+        yield {name: array[start : start + batch_size] for name, array in data.items()}
+
+
+def _inputs(network: Any, data: np.ndarray | Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The calibration set as input name -> float array, checked against the network's inputs."""
+    from netdef.network.precision import numpy_dtype
+
+    trt_net = network.trt_network
+    declared = {trt_net.get_input(i).name: trt_net.get_input(i) for i in range(trt_net.num_inputs)}
+    if not isinstance(data, Mapping):
+        if len(declared) != 1:
+            raise CalibrationError(f"network has inputs {sorted(declared)}: give the calibration set as a mapping")
+        data = {next(iter(declared)): data}
+    problems, arrays = [], {}
+    for name, tensor in declared.items():
+        if name not in data:
+            problems.append(f"input {name!r}: missing from the calibration set")
+            continue
+        array = np.asarray(data[name])
+        shape = tuple(tensor.shape)
+        if array.dtype.kind != "f":
+            problems.append(
+                f"input {name!r}: calibration data must be floating point (preprocessed), not {array.dtype}"
+            )
+        elif array.ndim != len(shape) or any(d not in (-1, a) for d, a in zip(shape[1:], array.shape[1:], strict=True)):
+            problems.append(f"input {name!r}: expected samples of shape {shape[1:]}, got {array.shape[1:]}")
+        elif len(array) == 0:
+            problems.append(f"input {name!r}: the calibration set is empty")
+        arrays[name] = np.ascontiguousarray(array, dtype=numpy_dtype(tensor.dtype))
+    lengths = {len(a) for a in arrays.values()}
+    if len(lengths) > 1:
+        problems.append(f"inputs have different numbers of samples: {sorted(lengths)}")
+    extra = sorted(set(data) - set(declared))
+    if extra:
+        problems.append(f"the calibration set has arrays for no input: {extra} (inputs: {sorted(declared)})")
+    if problems:
+        raise CalibrationError("calibration data does not fit the network:\n" + "\n".join(f"  - {p}" for p in problems))
+    return arrays
+
+
+def calibrate(
+    network: Any,
+    data: np.ndarray | Mapping[str, np.ndarray],
+    method: str = "entropy",
+    *,
+    percentile: float = DEFAULT_PERCENTILE,
+    bins: int = DEFAULT_BINS,
+    batch_size: int = 64,
+    architecture: str | None = None,
+    checkpoint: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Calibration:
+    """Measure the activations of an fp32 ``network`` over ``data`` and choose each one's INT8 range.
+
+    ``network``: a :class:`~netdef.Network` defined in fp32 (not int8) with a dynamic or matching batch.
+    ``data``: ``(N, ...)`` samples for its one input, or input name -> array. ``progress(done, total)`` is
+    called after each batch (twice through the data for histogram methods).
+    """
+    from netdef.reference import ReferenceExecutor
+
+    if method not in METHODS:
+        raise CalibrationError(f"unknown calibration method {method!r}: expected one of {', '.join(METHODS)}")
+    if getattr(network, "quantized", False):
+        raise CalibrationError("calibrate the fp32 definition: an int8 network's activations are already quantized")
+    if bins < LEVELS:
+        raise CalibrationError(f"bins must be at least {LEVELS}, got {bins}")
+    tensors = network.quantization_tensors()
+    if not tensors:
+        raise CalibrationError(f"network {network.name!r} has no convolution or linear layer to quantize")
+    arrays = _inputs(network, data)
+    samples = len(next(iter(arrays.values())))
+    started = time.perf_counter()
+    executor = ReferenceExecutor(network.trt_network)
+    passes = 1 if method == "max" else 2
+    total_steps = passes * math.ceil(samples / batch_size)
+    step = 0
+
+    def measured() -> Iterator[dict[str, np.ndarray]]:
+        nonlocal step
+        for batch in _batches(arrays, batch_size):
+            result = executor.run(batch, capture=True)
+            step += 1
+            if progress is not None:
+                progress(step, total_steps)
+            yield {key: result.tensors[tensor.name] for key, tensor in tensors.items()}
+
+    top = dict.fromkeys(tensors, 0.0)
+    for values in measured():
+        for key, array in values.items():
+            top[key] = max(top[key], float(np.max(np.abs(array))) if array.size else 0.0)
+    bad = [f"tensor {k!r}: {v}" for k, v in top.items() if not math.isfinite(v)]
+    if bad:
+        raise CalibrationError("activations are not finite on the calibration set:\n  - " + "\n  - ".join(bad))
+    if method == "max":
+        amax = top
+    else:
+        counts = {key: np.zeros(bins, np.int64) for key in tensors}
+        for values in measured():
+            for key, array in values.items():
+                counts[key] += histogram(array, top[key], bins)
+        if method == "percentile":
+            amax = {key: percentile_amax(counts[key], top[key], percentile) for key in tensors}
+        else:
+            amax = {key: entropy_amax(counts[key], top[key]) for key in tensors}
+    return Calibration(
+        amax={key: float(value) for key, value in amax.items()},
+        method=method,
+        architecture=architecture if architecture is not None else network.name,
+        percentile=percentile if method == "percentile" else None,
+        bins=None if method == "max" else bins,
+        samples=samples,
+        consumers={key: list(network.quantization_points.get(key, [])) for key in tensors},
+        checkpoint=checkpoint,
+        weights_sha256=weights_fingerprint(network.weights),
+        seconds=round(time.perf_counter() - started, 3),
+    )
+
+
+def load_or_calibrate(
+    architecture: str,
+    checkpoint: Any,
+    data: np.ndarray | Mapping[str, np.ndarray] | None,
+    *,
+    cache: str | Path,
+    method: str = "entropy",
+    **kwargs: Any,
+) -> Calibration:
+    """The seeds' flow: reuse ``cache`` when it exists (and fits), else calibrate on ``data`` and write it.
+
+    ``checkpoint``: a :class:`~netdef.Checkpoint` or a path. A cache made for another architecture or
+    method raises :class:`CalibrationError` (delete it to regenerate); ``data`` may be None when the
+    cache is known to exist.
+    """
+    from architectures import get
+    from netdef.weights import Checkpoint
+
+    cache = Path(cache)
+    if cache.exists():
+        calibration = Calibration.load(cache)
+        problems = calibration.problems_for(architecture, method)
+        if problems:
+            raise CalibrationError(
+                f"calibration cache {str(cache)!r} does not fit: {'; '.join(problems)} (delete it to calibrate again)"
+            )
+        return calibration
+    if data is None:
+        raise CalibrationError(f"calibration cache {str(cache)!r} does not exist and no calibration data was given")
+    source = str(checkpoint) if not isinstance(checkpoint, Mapping) else getattr(checkpoint, "source", None)
+    ckpt = checkpoint if isinstance(checkpoint, Mapping) else Checkpoint.load(checkpoint)
+    network = get(architecture).build_network(ckpt, precision="fp32", batch=-1)
+    calibration = calibrate(network, data, method, architecture=architecture, checkpoint=source, **kwargs)
+    calibration.save(cache)
+    return calibration
