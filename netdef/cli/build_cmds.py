@@ -10,7 +10,7 @@ from rich.table import Table
 
 from netdef.cli.app import app, console, err_console
 
-Precision = Annotated[str, typer.Option("--precision", "-p", help="fp32, fp16 or bf16 (tensor dtypes, not flags).")]
+Precision = Annotated[str, typer.Option("--precision", "-p", help="fp32, fp16, bf16 or int8 (dtypes/Q/DQ, no flags).")]
 Weights = Annotated[Path, typer.Option("--weights", "-w", help="Checkpoint: .safetensors, .pth/.pt, .npz or .wts.")]
 
 
@@ -22,7 +22,7 @@ def human_bytes(n: float) -> str:
     return f"{n} B"
 
 
-def define_network(arch: str, weights: Path, precision: str, batch: str | None):
+def define_network(arch: str, weights: Path, precision: str, batch: str | None, calibration: Path | None = None):
     """Load ``weights`` and define architecture ``arch``: (network, batch range or None, architecture)."""
     from architectures import get
     from netdef.build import parse_batch
@@ -32,7 +32,9 @@ def define_network(arch: str, weights: Path, precision: str, batch: str | None):
     batch_range = parse_batch(batch) if batch else (1, 1, 1)
     dynamic = batch_range[0] != batch_range[2]
     checkpoint = Checkpoint.load(weights)
-    network = architecture.build_network(checkpoint, precision=precision, batch=-1 if dynamic else batch_range[0])
+    network = architecture.build_network(
+        checkpoint, precision=precision, batch=-1 if dynamic else batch_range[0], calibration=calibration
+    )
     return network, (batch_range if dynamic else None), architecture
 
 
@@ -49,6 +51,7 @@ def build(
         bool, typer.Option("--strip-weights", help="Weight-stripped plan, refit at load.")
     ] = False,
     timing_cache: Annotated[Path | None, typer.Option(help="Timing cache file to read and update.")] = None,
+    calibration: Annotated[Path | None, typer.Option(help="INT8 calibration cache (`netdef calibrate`).")] = None,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress bars (off anyway when not a terminal).")
     ] = False,
@@ -60,7 +63,7 @@ def build(
     from netdef.network import num_parameters
 
     started = time.perf_counter()
-    network, batch_range, architecture = define_network(arch, weights, precision, batch)
+    network, batch_range, architecture = define_network(arch, weights, precision, batch, calibration)
     for key in network.unused_keys():
         err_console.print(f"[yellow]warning:[/] {weights}: entry {key!r} is not used by {arch}")
     config = BuildConfig(
@@ -71,6 +74,8 @@ def build(
         timing_cache=timing_cache,
     )
     definition = {"architecture": architecture.name, "options": {}, "checkpoint": str(weights)}
+    if calibration is not None:
+        definition["calibration"] = str(calibration)
     from netdef.progress import interactive_build
 
     engine = interactive_build(network, config, console=None if quiet else console, definition=definition)
