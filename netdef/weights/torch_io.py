@@ -79,9 +79,9 @@ def _find_state_dict(obj: Any, torch: Any) -> Mapping[str, Any] | None:
     if not isinstance(obj, Mapping):
         return None
     tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
-    if tensors and len(tensors) >= len(obj) / 2:
+    if tensors and len(tensors) == len(obj):
         return tensors
-    for key in _WRAPPER_KEYS:
+    for key in _WRAPPER_KEYS:  # before loose top-level tensors such as {"model": ..., "step": tensor(3)}
         if key in obj:
             found = _find_state_dict(obj[key], torch)
             if found is not None:
