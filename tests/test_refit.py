@@ -486,3 +486,11 @@ def test_tensorrt_level_mismatch_refuses_before_refitting(lenet_a):
         apply_weights(cuda_engine, weights)
     assert "'fc1.weight': engine expects 400000 elements, new has 5000" in str(info.value)
     assert "'nonexistent' is not refittable" in str(info.value)
+
+
+def test_cli_compacts_derived_sources():
+    from netdef.cli.refit_cmds import compact_names
+
+    sources = ["layer1.0.conv1.weight", *(f"layer1.0.bn1.{p}" for p in ("weight", "bias", "running_mean"))]
+    assert compact_names(sources) == "layer1.0.conv1.weight, layer1.0.bn1.{weight,bias,running_mean}"
+    assert compact_names(["fc.weight"]) == "fc.weight" and compact_names(["scale"]) == "scale"

@@ -67,7 +67,7 @@ def _check(engine_file: Path, checkpoint: Path, strict: bool, old: Path | None) 
             old = None
     table = Table("weight", "shape", "dtype", "from", "max |new - old|" if old else "", box=None, pad_edge=False)
     for w in plan:
-        sources = "checkpoint" if not w.derived else "derived: " + ", ".join(w.sources)
+        sources = "checkpoint" if not w.derived else "derived: " + compact_names(w.sources)
         diff = diffs.get(w.name)
         shape = "x".join(map(str, w.shape))
         table.add_row(escape(w.name), shape, w.dtype, escape(sources), "" if diff is None else f"{diff:.3g}")
@@ -86,6 +86,19 @@ def _check(engine_file: Path, checkpoint: Path, strict: bool, old: Path | None) 
             "[yellow]note:[/] this engine is not refittable: `netdef refit` without --check will refuse it "
             "(rebuild with `netdef build --refit`)"
         )
+
+
+def compact_names(names) -> str:
+    """``a.weight, bn.weight, bn.bias`` -> ``a.weight, bn.{weight,bias}`` (order kept)."""
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        prefix, _, leaf = name.rpartition(".")
+        groups.setdefault(prefix, []).append(leaf)
+    parts = []
+    for prefix, leaves in groups.items():
+        head = f"{prefix}." if prefix else ""
+        parts.append(f"{head}{leaves[0]}" if len(leaves) == 1 else f"{head}{{{','.join(leaves)}}}")
+    return ", ".join(parts)
 
 
 def _built_from(engine) -> Path | None:
