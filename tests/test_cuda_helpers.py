@@ -244,16 +244,18 @@ def test_streams_in_threads_round_trip_concurrently(device):
         try:
             cuda.set_device(device)  # the current device is per thread
             host = np.random.default_rng(seed).standard_normal(1 << 18).astype(np.float32)
-            with cuda.Stream(device) as stream, cuda.PinnedBuffer(host.nbytes, device) as pinned:
-                staged = pinned.array(host.shape, host.dtype)
-                with cuda.DeviceBuffer(host.nbytes, device) as buffer:
-                    for _ in range(10):
-                        staged[...] = host
-                        buffer.copy_from_host(staged, stream)
-                        staged[...] = 0
-                        buffer.copy_to_host(staged, stream)
+            with cuda.Stream(device) as stream, cuda.PinnedBuffer(host.nbytes, device) as up:
+                with cuda.PinnedBuffer(host.nbytes, device) as down, cuda.DeviceBuffer(host.nbytes, device) as buffer:
+                    sent, received = up.array(host.shape, host.dtype), down.array(host.shape, host.dtype)
+                    for i in range(10):
+                        # Asynchronous copies read and write the pinned buffers later: touch them only
+                        # after the stream is synchronized.
+                        sent[...] = host + i
+                        received[...] = 0
+                        buffer.copy_from_host(sent, stream)
+                        buffer.copy_to_host(received, stream)
                         stream.synchronize()
-                        np.testing.assert_array_equal(staged, host)
+                        np.testing.assert_array_equal(received, host + i)
         except BaseException as exc:  # noqa: BLE001 - reported by the main thread
             errors.append(exc)
 
