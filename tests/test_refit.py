@@ -494,3 +494,15 @@ def test_cli_compacts_derived_sources():
     sources = ["layer1.0.conv1.weight", *(f"layer1.0.bn1.{p}" for p in ("weight", "bias", "running_mean"))]
     assert compact_names(sources) == "layer1.0.conv1.weight, layer1.0.bn1.{weight,bias,running_mean}"
     assert compact_names(["fc.weight"]) == "fc.weight" and compact_names(["scale"]) == "scale"
+
+
+def test_engines_refit_refuses_are_named_with_every_reason():
+    """Checked after the GPU check in every refit entry point, so tested directly here."""
+    from netdef.refit.apply import _check_engine
+
+    foreign = Engine(b"plan", {"refit": False, "backend": "tensorrt", "backend_version": "10.9.0"})
+    with pytest.raises(RefitError) as info:
+        _check_engine(foreign, "old.engine")
+    assert len(info.value.problems) == 2
+    assert "not built refittable" in str(info.value) and "built with tensorrt 10.9.0" in str(info.value)
+    _check_engine(Engine(b"plan", {"refit": True, "backend": backend.BACKEND, "backend_version": backend.VERSION}), "")

@@ -24,6 +24,7 @@ from netdef.engine import Engine
 from netdef.errors import GPUUnavailableError, RefitError
 from netdef.network.precision import trt_dtype
 from netdef.refit.plan import CheckpointLike, RefitPlan, engine_metadata, refit_plan
+from netdef.runtime.compat import backend_problems
 
 WeightsLike = RefitPlan | Mapping[str, Any]
 """A plan, or ``{engine weight name: numpy array | torch tensor (CPU or CUDA)}``."""
@@ -115,7 +116,9 @@ def refit_engine(
     return Engine(plan_bytes, refitted_metadata(engine.metadata, plan, report)), report
 
 
-def refit_runner(runner: Any, checkpoint: CheckpointLike | RefitPlan, *, strict: bool = False, location: str = "host"):
+def refit_runner(
+    runner: Any, checkpoint: CheckpointLike | RefitPlan, *, strict: bool = False, location: str = "host"
+) -> RefitReport:
     """Hot swap: refit the engine a live ``netdef.runtime`` Runner executes, in place.
 
     The plan is computed and validated first, while the runner keeps serving. Then, holding every
@@ -256,9 +259,7 @@ def _check_engine(engine: Engine, where: str) -> None:
     problems = []
     if not engine.refittable:
         problems.append("the engine was not built refittable: rebuild it with `netdef build --refit`")
-    built_with = engine.backend[0]
-    if built_with != backend.BACKEND:
-        problems.append(f"the engine was built with backend {built_with!r}, this process uses {backend.BACKEND!r}")
+    problems += backend_problems(engine.metadata, backend.BACKEND, backend.VERSION)
     if problems:
         raise RefitError(f"cannot refit {where}", problems)
 
