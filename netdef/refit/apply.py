@@ -97,7 +97,7 @@ def refit_engine(
     started = time.perf_counter()
     runtime, cuda_engine = deserialize(engine, where)
     deserialized = time.perf_counter()
-    location_used = apply_weights(cuda_engine, plan if location == "host" else plan.to_device(), where=where)
+    location_used = apply_weights(cuda_engine, _weights_at(plan, location), where=where)
     refitted = time.perf_counter()
     plan_bytes = serialize_refitted(cuda_engine)
     serialized = time.perf_counter()
@@ -132,7 +132,7 @@ def refit_runner(
     where = f"live engine {engine.metadata.get('name', '?')!r}"
     _check_engine(engine, where)
     plan = _as_plan(engine, checkpoint, strict, where)
-    weights = plan if location == "host" else plan.to_device()
+    weights = _weights_at(plan, location)
     with _paused(runner):
         started = time.perf_counter()
         location_used = apply_weights(runner.cuda_engine, weights, where=where)
@@ -262,6 +262,13 @@ def _check_engine(engine: Engine, where: str) -> None:
     problems += backend_problems(engine.metadata, backend.BACKEND, backend.VERSION)
     if problems:
         raise RefitError(f"cannot refit {where}", problems)
+
+
+def _weights_at(plan: RefitPlan, location: str) -> WeightsLike:
+    """The plan itself (host arrays) or its weights uploaded to the GPU as torch tensors."""
+    if location not in ("host", "device"):
+        raise ValueError(f"location must be 'host' or 'device', got {location!r}")
+    return plan if location == "host" else plan.to_device()
 
 
 def _as_plan(engine: Engine, checkpoint: CheckpointLike | RefitPlan, strict: bool, where: str) -> RefitPlan:
