@@ -224,15 +224,36 @@ class LayersMixin(NetworkCore):
             layer.average_count_excludes_padding = True  # PyTorch never counts the ceil_mode overhang
 
     def adaptive_avg_pool2d(self, x: Tensor, output_size: IntOr2 = 1, *, name: str | None = None) -> Tensor:
-        """Average over each of ``output_size`` equal spatial bins (input divisible by it)."""
+        """Average over each of ``output_size`` spatial bins, as ``torch.nn.AdaptiveAvgPool2d``.
+
+        Divisible input: one average pooling. Otherwise PyTorch's overlapping bins (bin ``i`` of
+        ``m`` over ``n`` spans ``floor(i*n/m)`` to ``ceil((i+1)*n/m)``, e.g. 1x1 -> 7x7 replicates) as
+        two matrix multiplies with constant averaging matrices: ``y = A_h @ x @ A_w.T``.
+        """
         out_h, out_w = _pair(output_size, "output_size")
         if (out_h, out_w) == (1, 1):
             return self.mean(x, axes=(2, 3), keepdim=True, name=name or "avgpool")
         h = self._static_dim(x, 2, name or "avgpool", "height")
         w = self._static_dim(x, 3, name or "avgpool", "width")
         if h % out_h or w % out_w:
-            raise NetworkDefinitionError(f"adaptive_avg_pool2d: input {h}x{w} is not divisible by {out_h}x{out_w}")
+            base = name or "avgpool"
+            a_h = self._pool_matrix(h, out_h, f"{base}.rows")
+            a_w = self._pool_matrix(w, out_w, f"{base}.columns")
+            y = self.matmul(x, a_w, transpose_b=True, name=f"{base}.width")
+            return self.matmul(a_h, y, name=base)
         return self.avg_pool2d(x, (h // out_h, w // out_w), name=name or "avgpool")
+
+    def _pool_matrix(self, size: int, bins: int, name: str) -> Tensor:
+        """A constant ``(1, 1, bins, size)`` averaging matrix with PyTorch's adaptive bins (not a weight)."""
+        matrix = np.zeros((1, 1, bins, size), dtype=self.precision.numpy)
+        for i in range(bins):
+            lo, hi = (i * size) // bins, -(-(i + 1) * size // bins)
+            matrix[0, 0, i, lo:hi] = 1.0 / (hi - lo)
+        self._keep_alive.append(matrix)
+        weights = self.trt_weights(matrix)
+        layer = self._named(self.trt_network.add_constant(matrix.shape, weights), "constant", name)
+        self.name_weights(weights, layer.name)
+        return layer.get_output(0)
 
     # ------------------------------------------------------------------ matrix multiply
 

@@ -1,0 +1,87 @@
+"""Vision Transformer (Dosovitskiy et al., 2020) as in torchvision's ``vision_transformer.py``.
+
+Takes torchvision checkpoints as they are: ``conv_proj`` (patch embedding), ``class_token``,
+``encoder.pos_embedding``, ``encoder.layers.encoder_layer_{i}.{ln_1, self_attention, ln_2, mlp.0,
+mlp.3}``, ``encoder.ln`` and ``heads.head``. The class token and the position embedding are
+constants; LayerNorm is TensorRT's normalization layer; attention is matrix multiplies and a softmax.
+"""
+
+from __future__ import annotations
+
+from architectures.common import num_classes as infer_num_classes
+from architectures.registry import register
+from netdef.errors import NetworkDefinitionError
+from netdef.network import Network, Tensor
+
+LAYER_NORM_EPS = 1e-6  # torchvision: partial(nn.LayerNorm, eps=1e-6)
+
+
+def encoder_block(net: Network, x: Tensor, num_heads: int, mlp_dim: int) -> Tensor:
+    """Pre-norm block: ``x + attention(ln_1(x))``, then ``+ mlp(ln_2(.))`` with a GELU MLP."""
+    y = net.layer_norm(x, "ln_1", eps=LAYER_NORM_EPS)
+    y = net.multi_head_attention(y, "self_attention", num_heads)
+    x = net.add(x, y, name="attention_residual")
+    y = net.layer_norm(x, "ln_2", eps=LAYER_NORM_EPS)
+    with net.scope("mlp"):
+        y = net.gelu(net.linear(y, "0", mlp_dim), name="1")
+        y = net.linear(y, "3", net.shape_of(x)[-1])
+    return net.add(x, y, name="mlp_residual")
+
+
+def encoder(net: Network, x: Tensor, num_layers: int, num_heads: int, mlp_dim: int) -> Tensor:
+    """``encoder``: add the position embedding, ``num_layers`` blocks, final LayerNorm ``ln``."""
+    with net.scope("encoder"):
+        seq_length, hidden_dim = net.shape_of(x)[1:]
+        pos_embedding = net.constant("pos_embedding", net.param("pos_embedding", (1, seq_length, hidden_dim)))
+        x = net.add(x, pos_embedding, name="add_pos_embedding")
+        for i in range(num_layers):
+            with net.scope("layers"), net.scope(f"encoder_layer_{i}"):
+                x = encoder_block(net, x, num_heads, mlp_dim)
+        return net.layer_norm(x, "ln", eps=LAYER_NORM_EPS)
+
+
+def _process_input(net: Network, x: Tensor, patch_size: int, hidden_dim: int) -> Tensor:
+    """``(N, 3, H, W)`` -> patch embeddings ``(N, H/p * W/p, hidden_dim)``."""
+    _, _, h, w = net.shape_of(x)
+    if h % patch_size or w % patch_size:
+        raise NetworkDefinitionError(f"conv_proj: input {h}x{w} is not divisible by the patch size {patch_size}")
+    n_h, n_w = h // patch_size, w // patch_size
+    x = net.conv2d(x, "conv_proj", hidden_dim, patch_size, stride=patch_size)
+    x = net.reshape(x, (0, hidden_dim, n_h * n_w), name="conv_proj.flatten")
+    return net.permute(x, (0, 2, 1), name="conv_proj.permute")
+
+
+def vision_transformer(
+    net: Network,
+    x: Tensor,
+    patch_size: int,
+    num_layers: int,
+    num_heads: int,
+    hidden_dim: int,
+    mlp_dim: int,
+    num_classes: int | None = None,
+) -> Tensor:
+    """Patch embedding, class token, encoder, the class token's output through ``heads.head``."""
+    x = _process_input(net, x, patch_size, hidden_dim)
+    class_token = net.constant("class_token", net.param("class_token", (1, 1, hidden_dim)))
+    class_token = net.broadcast_batch(class_token, x, name="class_token.expand")
+    x = net.concat([class_token, x], axis=1, name="concat_class_token")
+    x = encoder(net, x, num_layers, num_heads, mlp_dim)
+    x = net.gather(x, 0, axis=1, name="class_token_output")  # x[:, 0]
+    with net.scope("heads"):
+        return net.linear(x, "head", infer_num_classes(net, "head.weight", num_classes))
+
+
+@register("vit_b_16", input_shape=(3, 224, 224), output="logits")
+def vit_b_16(
+    net: Network,
+    x: Tensor,
+    num_classes: int | None = None,
+    patch_size: int = 16,
+    num_layers: int = 12,
+    num_heads: int = 12,
+    hidden_dim: int = 768,
+    mlp_dim: int = 3072,
+) -> Tensor:
+    """ViT-B/16: 16x16 patches, 12 layers, 12 heads, hidden 768, MLP 3072 (sizes overridable)."""
+    return vision_transformer(net, x, patch_size, num_layers, num_heads, hidden_dim, mlp_dim, num_classes)

@@ -1,0 +1,139 @@
+"""Layer methods for transformers: LayerNorm, gather, batch broadcast and multi-head attention.
+
+Named after PyTorch's modules and parameters (``ln_1.weight``, ``self_attention.in_proj_weight``),
+so that a torchvision Vision Transformer checkpoint is read without renaming anything.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from netdef.errors import NetworkDefinitionError
+from netdef.network.core import NetworkCore, Tensor
+
+
+class TransformerMixin(NetworkCore):
+    # ------------------------------------------------------------------ normalization
+
+    def layer_norm(self, x: Tensor, name: str, eps: float = 1e-5) -> Tensor:
+        """``torch.nn.LayerNorm`` over the last axis, reading ``{name}.weight`` and ``{name}.bias`` (``D``).
+
+        ``y = (x - mean(x)) / sqrt(var(x) + eps) * weight + bias`` with mean and (biased) variance
+        over the last axis: one TensorRT normalization layer named ``name``.
+        """
+        shape = self.shape_of(x)
+        rank = len(shape)
+        features = self._static_dim(x, rank - 1, name, "normalized (last) dimension")
+        broadcast = (1,) * (rank - 1) + (features,)
+        gamma = self.constant(f"{name}.weight", self.param(f"{name}.weight", (features,)).reshape(broadcast))
+        beta = self.constant(f"{name}.bias", self.param(f"{name}.bias", (features,)).reshape(broadcast))
+        net = self.trt_network
+        # add_normalization_v2 (TensorRT 10.15+, RTX) supersedes add_normalization; both agree for LayerNorm.
+        add = net.add_normalization_v2 if hasattr(net, "add_normalization_v2") else net.add_normalization
+        layer = add(x, gamma, beta, 1 << (rank - 1))
+        layer.epsilon = eps
+        return self._named(layer, "layer_norm", name).get_output(0)
+
+    # ------------------------------------------------------------------ indexing
+
+    def gather(self, x: Tensor, index: int | Sequence[int], axis: int, *, name: str | None = None) -> Tensor:
+        """``x`` indexed along ``axis``: an int drops the axis (``x[:, 0]``), a list keeps it (``x[:, [0, 2]]``)."""
+        rank = len(self.shape_of(x))
+        axis = self._axis(axis, rank, "gather")
+        size = self.shape_of(x)[axis]
+        indices = np.asarray(index, dtype=np.int32)
+        if size >= 0 and ((indices < -size) | (indices >= size)).any():
+            raise NetworkDefinitionError(
+                f"layer {self.qualified(name or 'gather')!r}: index {index} is out of range for axis {axis} "
+                f"of size {size}"
+            )
+        if size >= 0:
+            indices = indices % size
+        indices_tensor = self._fixed_constant(indices, f"{name or 'gather'}.indices")
+        layer = self.trt_network.add_gather(x, indices_tensor, axis)
+        return self._named(layer, "gather", name).get_output(0)
+
+    def broadcast_batch(self, x: Tensor, like: Tensor, *, name: str | None = None) -> Tensor:
+        """``x`` (leading axis of size 1) repeated to ``like``'s leading size: ``x.expand(n, -1, ...)``.
+
+        A slice with stride 0 along the leading axis. With a dynamic batch the slice's output shape
+        is computed at run time from ``like``'s shape (shape, slice and concatenation layers).
+        """
+        shape = self.shape_of(x)
+        base = name or "broadcast_batch"
+        if shape[0] != 1:
+            raise NetworkDefinitionError(f"layer {self.qualified(base)!r}: leading axis must be 1, shape is {shape}")
+        batch = self.shape_of(like)[0]
+        start, stride = (0,) * len(shape), (0,) + (1,) * (len(shape) - 1)
+        layer = self.trt_network.add_slice(x, start, (max(batch, 1), *shape[1:]), stride)
+        if batch < 0:
+            layer.set_input(2, self._runtime_shape(like, shape[1:], base))
+        return self._named(layer, "broadcast_batch", name).get_output(0)
+
+    def _runtime_shape(self, like: Tensor, rest: Sequence[int], base: str) -> Tensor:
+        """An int64 shape tensor ``(like.shape[0], *rest)`` computed at run time."""
+        shape_layer = self._named(self.trt_network.add_shape(like), "shape", f"{base}.like_shape")
+        first = self.trt_network.add_slice(shape_layer.get_output(0), (0,), (1,), (1,))
+        first = self._named(first, "slice", f"{base}.batch").get_output(0)
+        rest_tensor = self._fixed_constant(np.asarray(rest, dtype=np.int64), f"{base}.rest")
+        concat = self.trt_network.add_concatenation([first, rest_tensor])
+        concat.axis = 0
+        return self._named(concat, "concat", f"{base}.shape").get_output(0)
+
+    # ------------------------------------------------------------------ attention
+
+    def scaled_dot_product_attention(
+        self, q: Tensor, k: Tensor, v: Tensor, *, scale: float | None = None, name: str = "attention"
+    ) -> Tensor:
+        """``softmax(q @ k.T * scale) @ v`` over the last two axes; ``scale`` defaults to ``1/sqrt(head_dim)``."""
+        head_dim = self._static_dim(q, len(self.shape_of(q)) - 1, name, "head dimension")
+        scale = 1.0 / math.sqrt(head_dim) if scale is None else scale
+        scores = self.matmul(q, k, transpose_b=True, name=f"{name}.scores")
+        scores = self.mul(scores, self.scalar(scale, scores, name=f"{name}.scale_factor"), name=f"{name}.scale")
+        weights = self.softmax(scores, axis=-1, name=f"{name}.softmax")
+        return self.matmul(weights, v, name=f"{name}.context")
+
+    def multi_head_attention(self, x: Tensor, name: str, num_heads: int) -> Tensor:
+        """Self-attention as ``torch.nn.MultiheadAttention(batch_first=True)(x, x, x)``.
+
+        Reads ``{name}.in_proj_weight`` (``3E, E``: query, key, value rows), ``{name}.in_proj_bias``,
+        ``{name}.out_proj.weight`` and ``{name}.out_proj.bias``. ``x`` is ``(N, L, E)``; the heads
+        are split by reshaping to ``(N, L, 3, heads, E/heads)`` and gathering q, k and v.
+        """
+        embed = self._static_dim(x, 2, name, "embedding dimension")
+        if embed % num_heads:
+            raise NetworkDefinitionError(
+                f"layer {self.qualified(name)!r}: embedding dimension {embed} is not divisible by {num_heads} heads"
+            )
+        head_dim = embed // num_heads
+        with self.scope(name):
+            weight = self.param("in_proj_weight", (3 * embed, embed))
+            bias = self.param("in_proj_bias", (3 * embed,))
+            w = self.constant("in_proj_weight", weight.reshape(1, 3 * embed, embed))
+            b = self.constant("in_proj_bias", bias.reshape(1, 1, 3 * embed))
+            qkv = self.matmul(x, w, transpose_b=True, name="in_proj")
+            qkv = self.add(qkv, b, name="in_proj.bias_add")
+            qkv = self.reshape(qkv, (0, 0, 3, num_heads, head_dim), name="in_proj.split_heads")
+            q, k, v = (
+                self.permute(self.gather(qkv, i, axis=2, name=part), (0, 2, 1, 3), name=f"{part}.heads_first")
+                for i, part in enumerate(("query", "key", "value"))
+            )
+            context = self.scaled_dot_product_attention(q, k, v, name="attention")
+            context = self.permute(context, (0, 2, 1, 3), name="attention.heads_last")
+            context = self.reshape(context, (0, 0, embed), name="attention.merge_heads")
+            return self.linear(context, "out_proj", embed)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _fixed_constant(self, array: np.ndarray, name: str) -> Tensor:
+        """A constant that is part of the architecture, not of the checkpoint (indices, shapes):
+        kept alive and named, but not listed in :attr:`weights` (nothing to refit)."""
+        array = np.array(array, order="C")  # a copy; np.ascontiguousarray would make 0-d arrays 1-d
+        self._keep_alive.append(array)
+        weights = self.trt_weights(array)
+        layer = self._named(self.trt_network.add_constant(array.shape, weights), "constant", name)
+        self.name_weights(weights, layer.name)
+        return layer.get_output(0)
