@@ -18,6 +18,8 @@ slower but still loop-free path. Every problem found is reported at once, by lin
 from __future__ import annotations
 
 import binascii
+import mmap
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -38,7 +40,7 @@ _HEX_DIGITS[np.frombuffer(b"0123456789abcdefABCDEF", np.uint8)] = True
 def read_wts(path: Path | str) -> dict[str, np.ndarray]:
     """Read a tensorrtx ``.wts`` file into ``{name: flat float32 array}`` (bit-exact)."""
     path = Path(path)
-    data = path.read_bytes()
+    data = _map(path)
     problems: list[str] = []
     tensors: dict[str, np.ndarray] = {}
     first_line: dict[str, int] = {}
@@ -118,6 +120,14 @@ def read_wts_per_value(path: Path | str) -> dict[str, np.ndarray]:
 
 
 # ---------------------------------------------------------------------------- reading
+
+
+def _map(path: Path) -> bytes | mmap.mmap:
+    """The file's bytes, memory-mapped (no copy of a file that can be hundreds of MB)."""
+    with open(path, "rb") as f:
+        if os.fstat(f.fileno()).st_size == 0:
+            return b""
+        return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
 
 
 def _lines(data: bytes):
