@@ -84,6 +84,7 @@ class _Slot:
         self.pinned: dict[str, cuda.PinnedBuffer] = {}
         self.graphs: dict[tuple, cuda.CudaGraph] = {}
         self.graphs_unavailable = False
+        self.runtime_config: Any = None
         self.start = cuda.Event(device)
         self.end = cuda.Event(device)
 
@@ -122,6 +123,7 @@ class _Slot:
         self.start.close()
         self.end.close()
         self.context = None  # TensorRT frees the context's memory when the last reference goes
+        self.runtime_config = None
         self.stream.close()
 
 
@@ -179,6 +181,7 @@ class Runner:
         from netdef import backend
 
         native = self.cuda_graph and self._native_graphs_available()
+        config = None
         with backend.capture_errors() as errors:
             if native:
                 config = self.cuda_engine.create_runtime_config()
@@ -190,7 +193,9 @@ class Runner:
             details = "".join(f"\n  TensorRT: {line}" for line in errors)
             raise EngineExecutionError(f"{self.source}: could not create execution context {index}{details}")
         context.name = f"{self.engine.metadata.get('name', 'engine')}#{index}"
-        return _Slot(index, context, cuda.Stream(self.device), self.device, native)
+        slot = _Slot(index, context, cuda.Stream(self.device), self.device, native)
+        slot.runtime_config = config  # kept alive as long as the context it configured
+        return slot
 
     def close(self, timeout: float | None = None) -> None:
         """Wait for calls in flight, then free contexts, streams, buffers, graphs and the engine."""
@@ -261,11 +266,11 @@ class Runner:
                 for slot in slots:
                     slot.drop_graphs()
 
-    def refit(self, checkpoint: Any) -> Any:
-        """Swap in weights from ``checkpoint`` by name (see :func:`netdef.refit.refit_runner`)."""
+    def refit(self, checkpoint: Any, **options: Any) -> Any:
+        """Swap in weights from ``checkpoint`` by name (see :func:`netdef.refit.refit_runner` for ``options``)."""
         from netdef.refit import refit_runner
 
-        return refit_runner(self, checkpoint)
+        return refit_runner(self, checkpoint, **options)
 
     # ------------------------------------------------------------------ inference
 
