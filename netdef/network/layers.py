@@ -91,7 +91,7 @@ class LayersMixin(NetworkCore):
         folded_bias = ((bias if bias is not None else 0.0) - mean) * scale + beta
         bn_keys = [self.qualified(f"{bn}.{p}") for p in ("weight", "bias", "running_mean", "running_var")]
         conv_keys = [self.qualified(f"{name}.weight")] + ([self.qualified(f"{name}.bias")] if bias is not None else [])
-        sources = {f"{name}.weight": conv_keys[:1] + bn_keys, f"{name}.bias": conv_keys + bn_keys}
+        sources = {f"{name}.weight": conv_keys[:1] + bn_keys, f"{name}.bias": conv_keys[1:] + bn_keys}
         return folded_weight.astype(np.float32), folded_bias.astype(np.float32), sources
 
     def _convolution(
@@ -231,17 +231,17 @@ class LayersMixin(NetworkCore):
         two matrix multiplies with constant averaging matrices: ``y = A_h @ x @ A_w.T``.
         """
         out_h, out_w = _pair(output_size, "output_size")
+        base = self._default_name("avgpool", name)
         if (out_h, out_w) == (1, 1):
-            return self.mean(x, axes=(2, 3), keepdim=True, name=name or "avgpool")
-        h = self._static_dim(x, 2, name or "avgpool", "height")
-        w = self._static_dim(x, 3, name or "avgpool", "width")
+            return self.mean(x, axes=(2, 3), keepdim=True, name=base)
+        h = self._static_dim(x, 2, base, "height")
+        w = self._static_dim(x, 3, base, "width")
         if h % out_h or w % out_w:
-            base = name or "avgpool"
             a_h = self._pool_matrix(h, out_h, f"{base}.rows")
             a_w = self._pool_matrix(w, out_w, f"{base}.columns")
             y = self.matmul(x, a_w, transpose_b=True, name=f"{base}.width")
             return self.matmul(a_h, y, name=base)
-        return self.avg_pool2d(x, (h // out_h, w // out_w), name=name or "avgpool")
+        return self.avg_pool2d(x, (h // out_h, w // out_w), name=base)
 
     def _pool_matrix(self, size: int, bins: int, name: str) -> Tensor:
         """A constant ``(1, 1, bins, size)`` averaging matrix with PyTorch's adaptive bins (not a weight)."""

@@ -45,16 +45,16 @@ class TransformerMixin(NetworkCore):
         axis = self._axis(axis, rank, "gather")
         size = self.shape_of(x)[axis]
         indices = np.asarray(index, dtype=np.int32)
+        base = self._default_name("gather", name)
         if size >= 0 and ((indices < -size) | (indices >= size)).any():
             raise NetworkDefinitionError(
-                f"layer {self.qualified(name or 'gather')!r}: index {index} is out of range for axis {axis} "
-                f"of size {size}"
+                f"layer {self.qualified(base)!r}: index {index} is out of range for axis {axis} of size {size}"
             )
         if size >= 0:
             indices = indices % size
-        indices_tensor = self._fixed_constant(indices, f"{name or 'gather'}.indices")
+        indices_tensor = self._fixed_constant(indices, f"{base}.indices")
         layer = self.trt_network.add_gather(x, indices_tensor, axis)
-        return self._named(layer, "gather", name).get_output(0)
+        return self._named(layer, "gather", base).get_output(0)
 
     def broadcast_batch(self, x: Tensor, like: Tensor, *, name: str | None = None) -> Tensor:
         """``x`` (leading axis of size 1) repeated to ``like``'s leading size: ``x.expand(n, -1, ...)``.
@@ -63,7 +63,7 @@ class TransformerMixin(NetworkCore):
         is computed at run time from ``like``'s shape (shape, slice and concatenation layers).
         """
         shape = self.shape_of(x)
-        base = name or "broadcast_batch"
+        base = self._default_name("broadcast_batch", name)
         if shape[0] != 1:
             raise NetworkDefinitionError(f"layer {self.qualified(base)!r}: leading axis must be 1, shape is {shape}")
         batch = self.shape_of(like)[0]
@@ -71,7 +71,7 @@ class TransformerMixin(NetworkCore):
         layer = self.trt_network.add_slice(x, start, (max(batch, 1), *shape[1:]), stride)
         if batch < 0:
             layer.set_input(2, self._runtime_shape(like, shape[1:], base))
-        return self._named(layer, "broadcast_batch", name).get_output(0)
+        return self._named(layer, "broadcast_batch", base).get_output(0)
 
     def _runtime_shape(self, like: Tensor, rest: Sequence[int], base: str) -> Tensor:
         """An int64 shape tensor ``(like.shape[0], *rest)`` computed at run time."""
