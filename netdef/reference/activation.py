@@ -31,8 +31,8 @@ _FUNCTIONS = {
     "SCALED_TANH": lambda x, a, b: a * np.tanh(b * x),
     "THRESHOLDED_RELU": lambda x, a, b: np.where(x > a, x, np.float32(0)),
     "GELU_ERF": lambda x, a, b: np.float32(0.5) * x * (1 + erf(_SQRT_HALF * x)),
-    "GELU_TANH": lambda x, a, b: np.float32(0.5) * x * (
-        1 + np.tanh(_SQRT_2_OVER_PI * (np.float32(0.044715) * x**3 + x))
+    "GELU_TANH": lambda x, a, b: (
+        np.float32(0.5) * x * (1 + np.tanh(_SQRT_2_OVER_PI * (np.float32(0.044715) * x**3 + x)))
     ),
 }
 

@@ -12,8 +12,14 @@ from netdef.reference.registry import register
 from netdef.reference.windows import deconv_window, forward_window, pad, strided_slices
 
 _PARAMS = (
-    "num_output_maps", "kernel_size_nd", "stride_nd", "dilation_nd", "pre_padding", "post_padding",
-    "padding_mode", "num_groups",
+    "num_output_maps",
+    "kernel_size_nd",
+    "stride_nd",
+    "dilation_nd",
+    "pre_padding",
+    "post_padding",
+    "padding_mode",
+    "num_groups",
 )
 
 

@@ -103,7 +103,8 @@ def round_to(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
         return x
     if ml_dtypes is not None and dtype == np.dtype(ml_dtypes.float8_e4m3fn):
         x = np.clip(compute(x), -FP8_MAX, FP8_MAX)
-    return x.astype(dtype)
+    with np.errstate(over="ignore"):
+        return x.astype(dtype)
 
 
 def convert(x: np.ndarray, dtype: np.dtype) -> np.ndarray:

@@ -74,9 +74,7 @@ class ReferenceExecutor:
                 continue
             nodes.append(Node(layer, op, index))
         if unsupported:
-            raise UnsupportedLayerError(
-                "the reference executor does not support: " + "; ".join(unsupported)
-            )
+            raise UnsupportedLayerError("the reference executor does not support: " + "; ".join(unsupported))
         self.nodes = _topological(nodes, {spec.name for spec in self.inputs})
         self._needed = _needed_for(self.nodes, self.output_names)
         self._last_use = _last_uses(self.nodes, self.output_names)
@@ -96,7 +94,8 @@ class ReferenceExecutor:
         unknown = [name for name in inputs if name not in declared]
         if unknown:
             problems.append(
-                "unknown inputs: " + ", ".join(f"'{name}'" for name in unknown)
+                "unknown inputs: "
+                + ", ".join(f"'{name}'" for name in unknown)
                 + f" (the network's inputs are {sorted(declared)})"
             )
         for spec in self.inputs:

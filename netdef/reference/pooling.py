@@ -47,9 +47,18 @@ def _window_counts(axes: list[AxisWindow], sizes, window, stride, exclude_paddin
 
 
 @register(
-    "POOLING", "IPoolingLayer",
-    ("type", "window_size_nd", "stride_nd", "pre_padding", "post_padding", "padding_mode",
-     "average_count_excludes_padding", "blend_factor"),
+    "POOLING",
+    "IPoolingLayer",
+    (
+        "type",
+        "window_size_nd",
+        "stride_nd",
+        "pre_padding",
+        "post_padding",
+        "padding_mode",
+        "average_count_excludes_padding",
+        "blend_factor",
+    ),
 )
 def pooling(node, inputs):
     """Max, average or blended pooling over windows of the trailing axes: y[.., o] = pool(x_pad[.., oS:oS+F]).

@@ -74,10 +74,14 @@ def _linear(x, axis, coords):
     low = np.floor(coords)
     frac = (coords - low).astype(FLOAT32)
     low = low.astype(np.int64)
-    return _weighted(x, axis, [
-        (np.clip(low, 0, n - 1), 1 - frac),
-        (np.clip(low + 1, 0, n - 1), frac),
-    ])
+    return _weighted(
+        x,
+        axis,
+        [
+            (np.clip(low, 0, n - 1), 1 - frac),
+            (np.clip(low + 1, 0, n - 1), frac),
+        ],
+    )
 
 
 def _cubic_weight(t: np.ndarray, a: np.float32) -> np.ndarray:
@@ -106,8 +110,14 @@ def _cubic(x, axis, coords, a, exclude_outside):
 def _describe(layer) -> dict:
     params = {
         name: getattr(layer, name)
-        for name in ("resize_mode", "coordinate_transformation", "selector_for_single_pixel",
-                     "nearest_rounding", "cubic_coeff", "exclude_outside")
+        for name in (
+            "resize_mode",
+            "coordinate_transformation",
+            "selector_for_single_pixel",
+            "nearest_rounding",
+            "cubic_coeff",
+            "exclude_outside",
+        )
     }
     if layer.num_inputs > 1 and layer.get_input(1) is not None:
         params["shape"] = "input 1"

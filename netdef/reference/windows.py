@@ -72,8 +72,13 @@ def pad(x: np.ndarray, before: list[int], after: list[int], value: float = 0.0) 
     lead = x.ndim - len(before)
     if all(b == 0 for b in before) and all(a == 0 for a in after):
         return x
-    crop = tuple([slice(None)] * lead + [slice(max(-b, 0), x.shape[lead + i] - max(-a, 0))
-                                         for i, (b, a) in enumerate(zip(before, after, strict=True))])
+    crop = tuple(
+        [slice(None)] * lead
+        + [
+            slice(max(-b, 0), x.shape[lead + i] - max(-a, 0))
+            for i, (b, a) in enumerate(zip(before, after, strict=True))
+        ]
+    )
     x = x[crop]
     widths = [(0, 0)] * lead + [(max(b, 0), max(a, 0)) for b, a in zip(before, after, strict=True)]
     if any(w != (0, 0) for w in widths):
@@ -81,8 +86,13 @@ def pad(x: np.ndarray, before: list[int], after: list[int], value: float = 0.0) 
     return x
 
 
-def strided_slices(x: np.ndarray, window: tuple[int, ...], stride: tuple[int, ...], dilation: tuple[int, ...],
-                   out: tuple[int, ...]):
+def strided_slices(
+    x: np.ndarray,
+    window: tuple[int, ...],
+    stride: tuple[int, ...],
+    dilation: tuple[int, ...],
+    out: tuple[int, ...],
+):
     """For each window offset, the (offset, view) of ``x``'s trailing axes sampled at that offset.
 
     ``view[..., o0, o1, ...] == x[..., o0 * s0 + k0 * d0, o1 * s1 + k1 * d1, ...]`` for offset ``k``.
