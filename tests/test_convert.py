@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from netdef.cli import app
 from netdef.errors import CheckpointError
 from netdef.weights import Checkpoint
-from netdef.weights.convert import cast_tensors, convert, write_checkpoint
+from netdef.weights.convert import cast_tensors, convert, reshape_like, write_checkpoint
 from netdef.weights.rename import make_rules, parse_rule, rename_names, rename_tensors, strip_prefix
 from netdef.weights.safetensors_io import write_safetensors
 from netdef.weights.wts_io import write_wts
@@ -292,3 +292,35 @@ def test_cli_weights_lists_a_wts_file(tmp_path):
     assert json.loads(result.output)["tensors"] == [
         {"name": "w", "shape": [6], "dtype": "float32", "parameters": 6, "bytes": 24}
     ]
+
+
+def test_shapes_from_an_architecture_restore_what_wts_lost(tmp_path):
+    from architectures import get
+
+    source = Checkpoint.load(Path(__file__).resolve().parents[1] / "weights" / "lenet_digits.safetensors")
+    write_wts(dict(source), tmp_path / "lenet.wts")
+    out = tmp_path / "lenet.safetensors"
+    result = RUNNER.invoke(app, ["convert", str(tmp_path / "lenet.wts"), "-o", str(out), "--shapes-from", "lenet"])
+    assert result.exit_code == 0, result.output
+    assert "4 reshaped like lenet" in result.output  # the weights; biases are flat already
+    back = Checkpoint.load(out)
+    assert {n: back[n].shape for n in back} == get("lenet").expected_weights()
+    for name in source:
+        assert same_bits(back[name], source[name]), name
+
+
+def test_reshape_refuses_wrong_counts_listing_each():
+    tensors = {
+        "a": np.zeros(6, np.float32),
+        "b": np.zeros(5, np.float32),
+        "c": np.zeros(4, np.float32),
+        "n": np.ones(1),
+    }
+    with pytest.raises(CheckpointError) as info:
+        reshape_like(tensors, {"a": (2, 3), "b": (2, 3), "c": (3,)}, "x.wts")
+    message = str(info.value)
+    assert message.startswith("x.wts: cannot reshape:")
+    assert "tensor 'b': 5 values cannot take shape (2, 3)" in message and "tensor 'c': 4 values" in message
+    assert "'a'" not in message
+    reshaped, count = reshape_like({"a": tensors["a"], "n": tensors["n"]}, {"a": (2, 3)})
+    assert reshaped["a"].shape == (2, 3) and reshaped["n"].shape == (1,) and count == 1

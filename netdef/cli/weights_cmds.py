@@ -27,14 +27,27 @@ def convert(
     strip_prefix: Annotated[
         list[str] | None, typer.Option("--strip-prefix", help="Drop this prefix from names (before --rename).")
     ] = None,
+    shapes_from: Annotated[
+        str | None,
+        typer.Option("--shapes-from", help="Architecture whose weight shapes to restore (.wts tensors are flat)."),
+    ] = None,
 ) -> None:
-    """Convert a checkpoint to .safetensors (or .npz/.wts), optionally renaming and casting."""
+    """Convert a checkpoint to .safetensors (or .npz/.wts), optionally renaming, reshaping and casting."""
     from netdef.weights.convert import convert as convert_checkpoint
 
-    summary = convert_checkpoint(source, output, dtype=dtype, rules=rename or (), strip_prefixes=strip_prefix or ())
+    shapes = None
+    if shapes_from is not None:
+        from architectures import get
+
+        shapes = get(shapes_from).expected_weights()
+    summary = convert_checkpoint(
+        source, output, dtype=dtype, rules=rename or (), strip_prefixes=strip_prefix or (), shapes=shapes
+    )
     details = []
     if summary.renamed:
         details.append(f"{summary.renamed} renamed")
+    if summary.reshaped:
+        details.append(f"{summary.reshaped} reshaped like {shapes_from}")
     if summary.cast:
         details.append(f"{summary.cast} cast to {dtype}")
     console.print(

@@ -32,6 +32,7 @@ class ConversionSummary:
     tensors: int
     parameters: int
     renamed: int
+    reshaped: int
     cast: int
     bytes_in: int
     bytes_out: int
@@ -61,6 +62,30 @@ def cast_tensors(tensors: Mapping[str, np.ndarray], dtype: str | np.dtype, sourc
         where = f"{source}: " if source else ""
         raise CheckpointError("\n".join([f"{where}cannot cast to {target.name}:", *(f"  - {p}" for p in problems)]))
     return out
+
+
+def reshape_like(
+    tensors: Mapping[str, np.ndarray], shapes: Mapping[str, tuple[int, ...]], source: str = ""
+) -> tuple[dict[str, np.ndarray], int]:
+    """Give flat tensors (from ``.wts``) the ``shapes`` an architecture expects: (tensors, how many reshaped).
+
+    Names ``shapes`` does not mention are left alone; an entry whose value count differs is an
+    error, all such entries listed at once.
+    """
+    out, problems, reshaped = {}, [], 0
+    for name, array in tensors.items():
+        shape = shapes.get(name)
+        if shape is None or tuple(array.shape) == tuple(shape):
+            out[name] = array
+        elif array.size == int(np.prod(shape)):
+            out[name] = array.reshape(shape)
+            reshaped += 1
+        else:
+            problems.append(f"tensor {name!r}: {array.size} values cannot take shape {tuple(shape)}")
+    if problems:
+        where = f"{source}: " if source else ""
+        raise CheckpointError("\n".join([f"{where}cannot reshape:", *(f"  - {p}" for p in problems)]))
+    return out, reshaped
 
 
 def write_checkpoint(
@@ -103,11 +128,13 @@ def convert(
     dtype: str | None = None,
     rules: Sequence[RuleLike] = (),
     strip_prefixes: Sequence[str] = (),
+    shapes: Mapping[str, tuple[int, ...]] | None = None,
 ) -> ConversionSummary:
-    """Read ``source`` (any checkpoint netdef reads), rename, cast, and write ``destination``.
+    """Read ``source`` (any checkpoint netdef reads), rename, reshape, cast, and write ``destination``.
 
-    The output format follows ``destination``'s suffix. ``.wts`` holds float32 only, so
-    ``dtype`` other than fp32 is refused for it.
+    ``shapes`` (e.g. ``architectures.get("resnet50").expected_weights()``) restores the shapes a
+    ``.wts`` file lacks, by the names after renaming. The output format follows ``destination``'s
+    suffix. ``.wts`` holds float32 only, so ``dtype`` other than fp32 is refused for it.
     """
     source, destination = Path(source), Path(destination)
     if destination.suffix.lower() not in OUTPUT_SUFFIXES:
@@ -120,6 +147,9 @@ def convert(
     made = make_rules(rules, strip_prefixes)
     tensors = rename_tensors(dict(checkpoint.items()), made, str(source))
     renamed = sum(old != new for old, new in zip(checkpoint, tensors, strict=True))
+    reshaped = 0
+    if shapes is not None:
+        tensors, reshaped = reshape_like(tensors, shapes, str(source))
     cast = 0
     if dtype is not None:
         before = tensors
@@ -133,6 +163,7 @@ def convert(
         tensors=len(tensors),
         parameters=checkpoint.num_parameters,
         renamed=renamed,
+        reshaped=reshaped,
         cast=cast,
         bytes_in=source.stat().st_size,
         bytes_out=destination.stat().st_size,
