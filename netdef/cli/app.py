@@ -73,7 +73,7 @@ def _release_held_errors(already_shown: str = "") -> None:
             held, gate.held = gate.held, []
             for record in held:
                 if record.getMessage() not in already_shown:
-                    handler.handle(record)
+                    handler.emit(record)  # not handle(): the filter would hold it again
 
 
 @app.callback()
