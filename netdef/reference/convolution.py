@@ -25,11 +25,16 @@ _PARAMS = (
 
 def _kernel_and_bias(node, inputs, kernel_shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray | None]:
     """Kernel and bias from the layer's weights, or from input tensors 1 and 2 when those are set."""
-    kernel = inputs[1] if len(inputs) > 1 and inputs[1] is not None else node.weights("kernel")
-    bias = inputs[2] if len(inputs) > 2 and inputs[2] is not None else node.weights("bias")
-    kernel = compute(np.asarray(kernel)).reshape(kernel_shape)
-    bias = compute(np.asarray(bias)).reshape(-1) if np.size(bias) else None
-    return kernel, bias
+    if len(inputs) > 1 and inputs[1] is not None:
+        kernel = compute(inputs[1]).reshape(kernel_shape)
+    else:
+        stored = node.weights("kernel")
+        kernel = node.memo(f"kernel{kernel_shape}", lambda: compute(stored).reshape(kernel_shape))
+    if len(inputs) > 2 and inputs[2] is not None:
+        bias = compute(inputs[2]).reshape(-1)
+    else:
+        bias = node.memo("bias", lambda: compute(node.weights("bias")).reshape(-1))
+    return kernel, (bias if bias.size else None)
 
 
 def _geometry(node, spatial: int):

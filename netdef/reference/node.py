@@ -59,7 +59,7 @@ class Node:
 
     def dims(self, name: str) -> tuple[int, ...] | None:
         """A ``Dims`` attribute as a tuple of ints (None when TensorRT reports none)."""
-        return dims(self.attr(name, None))
+        return self.memo("dims:" + name, lambda: dims(self.attr(name, None)))
 
     def weights(self, name: str) -> np.ndarray:
         """A weights attribute as a flat array in its own dtype (empty when unset)."""

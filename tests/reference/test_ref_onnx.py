@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from netdef.backend import LOGGER, create_builder, create_network, trt
-from netdef.reference import ReferenceExecutor
+from netdef.backend import LOGGER, capture_errors, create_builder, create_network, trt
+from netdef.reference import ReferenceExecutor, describe_layer, semantics
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
 
@@ -114,3 +114,17 @@ def test_onnx_parsed_decoder_matches_pytorch_layer_by_layer(tmp_path):
     layer = network.get_layer(deconv[0])
     np.testing.assert_allclose(result.layers[layer.name][0], upsampled, rtol=1e-4, atol=1e-5)
     assert len(result.tensors) >= network.num_layers
+
+
+def test_describe_every_parsed_layer_without_tensorrt_errors(tmp_path):
+    torch.manual_seed(2)
+    keep = _parse(Decoder().eval(), torch.randn(1, 4, 8, 8), tmp_path / "decoder.onnx", dynamic_batch=False)
+    network = keep[1]
+    with capture_errors() as errors:
+        described = [describe_layer(network.get_layer(i)) for i in range(network.num_layers)]
+    assert errors == []
+    for info in described:
+        assert info["semantics"] == semantics(info["type"])
+        assert all(tensor["shape"] is not None for tensor in info["outputs"])
+    resize = next(info for info in described if info["type"] == "RESIZE")
+    assert resize["params"]["scales"] == (1.0, 1.0, 2.0, 2.0)
