@@ -47,8 +47,8 @@ def _process_input(net: Network, x: Tensor, patch_size: int, hidden_dim: int) ->
         raise NetworkDefinitionError(f"conv_proj: input {h}x{w} is not divisible by the patch size {patch_size}")
     n_h, n_w = h // patch_size, w // patch_size
     x = net.conv2d(x, "conv_proj", hidden_dim, patch_size, stride=patch_size)
-    x = net.reshape(x, (0, hidden_dim, n_h * n_w), name="conv_proj.flatten")
-    return net.permute(x, (0, 2, 1), name="conv_proj.permute")
+    x = net.reshape(x, (0, hidden_dim, n_h * n_w), name="process_input.reshape")
+    return net.permute(x, (0, 2, 1), name="process_input.permute")
 
 
 def vision_transformer(
