@@ -131,7 +131,7 @@ def main() -> int:
         ),
     ]
     results = [stop(*s) for s in stops]
-    print(f"\n{sum(results)} of {len(results)} layer types agree with NumPy")
+    print(f"\n{sum(results)} of {len(results)} stops agree with NumPy")
     return 0 if all(results) else 1
 
 

@@ -85,7 +85,7 @@ def test_04_layer_semantics_tour():
     kinds = {kind for _, kind, _ in stops}
     assert {"Convolution", "Pooling", "Activation", "MatrixMultiply", "Softmax", "Shuffle", "Scale"} <= kinds
     assert out.count("   agree (") == len(stops) and "DIFFER" not in out
-    assert f"{len(stops)} of {len(stops)} layer types agree with NumPy" in out
+    assert f"{len(stops)} of {len(stops)} stops agree with NumPy" in out
     assert "The default axis is rank - 3" in out  # the softmax stop shows the reference's docstring
 
 
