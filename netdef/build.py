@@ -126,6 +126,12 @@ def _configure_refit(network: Network, builder_config: Any, config: BuildConfig)
 def _profile(network: Network, config: BuildConfig) -> Any:
     net = network.trt_network
     inputs = [net.get_input(i) for i in range(net.num_inputs)]
+    unknown = sorted(set(config.shapes) - {t.name for t in inputs})
+    if unknown:
+        raise NetworkDefinitionError(
+            f"BuildConfig.shapes names {unknown}, which are not inputs of {network.name!r} "
+            f"(inputs: {[t.name for t in inputs]})"
+        )
     dynamic = [t for t in inputs if any(d == -1 for d in t.shape)]
     if not dynamic:
         return None
@@ -169,7 +175,8 @@ def _save_timing_cache(builder_config: Any, config: BuildConfig) -> None:
 def _metadata(network: Network, config: BuildConfig, seconds: float, definition: dict[str, Any] | None) -> dict:
     caps = backend.capabilities()
     profile = {}
-    if config.batch is not None:
+    dynamic_batch = any(t["shape"][:1] == [-1] for t in network.io_tensors() if t["mode"] == "input")
+    if config.batch is not None and dynamic_batch:  # a static network has no batch range
         profile["batch"] = list(config.batch)
     if config.shapes:
         profile["shapes"] = {k: [list(s) for s in v] for k, v in config.shapes.items()}
