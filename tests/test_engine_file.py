@@ -88,6 +88,19 @@ def test_dynamic_batch_needs_a_profile(lenet_checkpoint):
         build(net, BuildConfig())
 
 
+def test_a_static_network_records_no_batch_range(lenet_checkpoint):
+    net = architectures.get("lenet").build_network(lenet_checkpoint, batch=2)
+    engine = build(net, BuildConfig(batch=(1, 8, 64)))
+    assert engine.metadata["profile"] == {} and engine.inputs[0]["shape"][0] == 2
+
+
+def test_shapes_for_an_input_that_does_not_exist(lenet_checkpoint):
+    net = architectures.get("lenet").build_network(lenet_checkpoint, batch=-1)
+    config = BuildConfig(batch=(1, 8, 64), shapes={"images": ((1, 1, 28, 28),) * 3})
+    with pytest.raises(NetworkDefinitionError, match=r"BuildConfig.shapes names \['images'\], which are not inputs"):
+        build(net, config)
+
+
 @pytest.mark.parametrize("batch", [(0, 1, 2), (4, 2, 8), (1, 8, 4)])
 def test_bad_batch_range(batch):
     with pytest.raises(ValueError, match="1 <= min <= opt <= max"):
