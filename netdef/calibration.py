@@ -14,7 +14,9 @@ Methods (all on ``|x|``):
   2048-bin histogram of ``|x|`` over ``[0, max]``; for each candidate ``i`` of 128..2048 bins, ``P`` is the
   first ``i`` bins with everything beyond added to bin ``i-1``; ``Q`` merges the first ``i`` bins into 128
   levels and spreads each level's count evenly over its bins where ``P`` is non-zero; the ``i`` with the
-  least ``KL(P || Q)`` gives ``amax = (i + 0.5) * bin width``.
+  least ``KL(P || Q)`` gives ``amax = (i + 0.5) * bin width``. A bin where ``P`` has counts and ``Q`` none
+  (the outlier bin of an empty last level) counts as holding ``1e-4`` in ``Q`` (MXNet's smoothing of the
+  same algorithm), so that isolated outliers are clipped rather than making every clipped candidate infinite.
 
 Histogram methods take two passes (the first finds each tensor's maximum, which fixes the bins).
 
@@ -216,11 +218,7 @@ def percentile_amax(counts: np.ndarray, top: float, percentile: float = DEFAULT_
 
 
 def entropy_divergences(counts: np.ndarray, levels: int = LEVELS) -> np.ndarray:
-    """``KL(P_i || Q_i)`` for every candidate ``i`` = ``levels`` .. ``len(counts)`` bins (see the module doc).
-
-    Bins of ``P_i`` that are non-zero where ``Q_i`` is zero (the outlier bin of an empty last level) make
-    the divergence infinite, so that candidate is never chosen.
-    """
+    """``KL(P_i || Q_i)`` for every candidate ``i`` = ``levels`` .. ``len(counts)`` bins (see the module doc)."""
     hist = np.asarray(counts, dtype=np.float64)
     n = hist.size
     if n < levels:
@@ -242,17 +240,18 @@ def entropy_divergences(counts: np.ndarray, levels: int = LEVELS) -> np.ndarray:
     return divergences
 
 
+SMOOTHING = 1e-4
+"""Count given to a bin of ``Q`` that is empty where ``P`` is not (keeps ``KL(P || Q)`` finite)."""
+
+
 def _kl(p: np.ndarray, q: np.ndarray) -> float:
-    p_sum, q_sum = p.sum(), q.sum()
-    if p_sum == 0:
-        return 0.0
-    if q_sum == 0:
-        return math.inf
-    p, q = p / p_sum, q / q_sum
+    """``KL(P || Q)`` of two count vectors, each normalized to sum 1, over the bins where ``P > 0``."""
     support = p > 0
-    if np.any(q[support] == 0):
-        return math.inf
-    return float(np.sum(p[support] * np.log(p[support] / q[support])))
+    if not support.any():
+        return 0.0
+    q = np.where(support & (q == 0), SMOOTHING, q)
+    p, q = p[support] / p.sum(), q[support] / q.sum()
+    return float(np.sum(p * np.log(p / q)))
 
 
 def entropy_amax(counts: np.ndarray, top: float, levels: int = LEVELS) -> float:

@@ -158,7 +158,7 @@ class QuantizationMixin(NetworkCore):
 
     def _scale_constant(self, name: str, values: np.ndarray) -> Tensor:
         full = self.qualified(name)
-        array = np.ascontiguousarray(values, dtype=np.float32)
+        array = np.array(values, dtype=np.float32, order="C")  # keeps a per-tensor scale 0-d (a scalar)
         self._keep_alive.append(array)
         weights = self.trt_weights(array)
         layer = self._named(self.trt_network.add_constant(array.shape, weights), "scale", name)
