@@ -99,6 +99,7 @@ class BuildProgress(trt.IProgressMonitor):
         self._depth[name] = depth
         label = "  " * depth + name
         self._tasks[name] = self._progress.add_task(label, total=max(num_steps, 1))
+        self._progress.refresh()  # draw each new phase at once, even in builds shorter than a refresh period
 
     def _display_step(self, name: str, step: int) -> None:
         task = self._tasks.get(name)
