@@ -207,3 +207,34 @@ def test_cli_inspect_without_weights_uses_zeros_and_dynamic_batch():
     assert result.exit_code == 0, result.output
     assert "per sample (dynamic batch)" in result.output and "?x20x24x24" in result.output
     assert "float16" in result.output
+
+
+def test_networks_from_the_onnx_parser_are_read_too(lenet_weights):
+    import io
+    import warnings
+
+    import torch
+    from torch_models import LeNet
+
+    from netdef import backend
+
+    if not hasattr(backend.trt, "OnnxParser"):
+        pytest.skip(f"{backend.describe()} has no OnnxParser")
+    pytest.importorskip("onnx", reason="torch.onnx.export needs the onnx package")
+    model = LeNet().eval()
+    model.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in Checkpoint.load(lenet_weights).items()})
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, torch.zeros(1, 1, 28, 28), buffer, dynamo=False, input_names=["input"])
+    builder = backend.create_builder()
+    network = backend.create_network(builder)
+    parser = backend.trt.OnnxParser(network, backend.LOGGER)
+    assert parser.parse(buffer.getvalue()), [parser.get_error(i).desc() for i in range(parser.num_errors)]
+    parsed = inspect_network(network)
+    ours = inspect_network(lenet(lenet_weights, batch=1))
+    assert parsed.total_params == ours.total_params
+    assert compute_flops(parsed) == compute_flops(ours)
+    assert [layer.detail for layer in parsed.layers if layer.type == "CONVOLUTION"] == [
+        layer.detail for layer in ours.layers if layer.type == "CONVOLUTION"
+    ]
