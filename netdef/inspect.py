@@ -11,7 +11,7 @@ as 1, so a dynamic-batch network is measured per sample):
 - convolution: ``2 * Cout * Cin/groups * kh * kw * Hout * Wout`` per sample (deconvolution: with
   the input's spatial size); the bias add is not counted;
 - matrix multiply: ``2 * M * N * K`` per matrix product, times the broadcast batch;
-- element-wise, activation, unary, cast-free arithmetic: one per output element; scale: one per
+- element-wise, activation, unary, quantize/dequantize: one per output element; scale: one per
   element for each of scale, shift, power that is present;
 - pooling: kernel area per output element; reduce: one per input element;
 - softmax: 3 per element (exp, sum, divide); normalization: 5 per element;
@@ -21,6 +21,7 @@ as 1, so a dynamic-batch network is measured per sample):
 
 from __future__ import annotations
 
+import functools
 import math
 import shutil
 import subprocess
@@ -95,7 +96,7 @@ _DATA_MOVEMENT = {
     "CONSTANT", "SHUFFLE", "CONCATENATION", "SLICE", "GATHER", "IDENTITY", "CAST", "SHAPE",
     "PADDING", "SQUEEZE", "UNSQUEEZE", "FILL", "ASSERTION",
 }  # fmt: skip
-_PER_ELEMENT = {"ELEMENTWISE", "ACTIVATION", "UNARY", "PARAMETRIC_RELU", "SELECT"}
+_PER_ELEMENT = {"ELEMENTWISE", "ACTIVATION", "UNARY", "PARAMETRIC_RELU", "SELECT", "QUANTIZE", "DEQUANTIZE"}
 
 
 def layer_type(layer: Any) -> Any:
@@ -103,13 +104,19 @@ def layer_type(layer: Any) -> Any:
     return trt.ILayer.type.fget(layer)
 
 
+@functools.cache
+def _layer_classes() -> dict[str, Any]:
+    """``"convolution"`` -> ``trt.IConvolutionLayer``, for every layer class of the backend."""
+    return {
+        attr[1:-5].lower(): getattr(trt, attr) for attr in dir(trt) if attr.startswith("I") and attr.endswith("Layer")
+    }
+
+
 def _concrete(layer: Any) -> Any:
     """Give a plain ``ILayer`` from ``get_layer`` its concrete class, so its settings can be read."""
-    key = layer_type(layer).name.replace("_", "").lower()
-    for attr in dir(trt):
-        if attr.startswith("I") and attr.endswith("Layer") and attr[1:-5].lower() == key:
-            layer.__class__ = getattr(trt, attr)
-            break
+    cls = _layer_classes().get(layer_type(layer).name.replace("_", "").lower())
+    if cls is not None:
+        layer.__class__ = cls
     return layer
 
 
