@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(TORCH_CPU)
-	$(BIN)/python -m pip install -q -e '.[rtx,torch,dev]'
+	$(BIN)/python -m pip install -q -e '.[rtx,torch,cuda,dev]'
 	# TensorRT 10's type stubs, outside site-packages (their stub-only `tensorrt` package would
 	# otherwise shadow a real TensorRT); tests/test_stubs.py reads them from here.
 	$(BIN)/python -m pip install -q --no-deps --target $(STUBS) tensorrt-stubs==10.13.0.35.1
