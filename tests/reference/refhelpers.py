@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import torch
 from hypothesis import settings
@@ -13,8 +15,11 @@ from netdef.backend import create_builder, create_network, trt
 from netdef.reference import ReferenceExecutor, Result
 from netdef.reference.readback import tensor_shape
 
-SETTINGS = settings(max_examples=20, deadline=None, derandomize=False, print_blob=True)
-"""Hypothesis settings shared by the layer tests: modest example counts, no deadline."""
+SETTINGS = settings(
+    max_examples=int(os.environ.get("NETDEF_REFERENCE_EXAMPLES", "20")), deadline=None, print_blob=True
+)
+"""Hypothesis settings shared by the layer tests: modest example counts (raise them with the environment
+variable NETDEF_REFERENCE_EXAMPLES for a deeper search), no deadline."""
 
 _BUILDER = create_builder()
 

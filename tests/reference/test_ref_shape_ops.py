@@ -108,8 +108,9 @@ def _numpy_slice(x, start, size, stride, mode, fill=0.0):
         elif mode == "CLAMP":
             idx = np.clip(raw, 0, n - 1)
         elif mode == "REFLECT":
-            reflected = np.pad(np.arange(n), 3 * n, mode="reflect") if n > 1 else np.zeros(7 * n, int)
-            idx = reflected[raw + 3 * n]
+            margin = 32  # coordinates drawn stay within [-20, 20]
+            table = np.pad(np.arange(n), margin, mode="reflect") if n > 1 else np.zeros(2 * margin + 1, int)
+            idx = table[raw + margin]
         else:
             idx = np.clip(raw, 0, n - 1)
         indices.append(idx)
