@@ -253,3 +253,33 @@ def refit_builder_flag(mode: str) -> Any:
 
 def create_runtime() -> Any:
     return trt.Runtime(LOGGER)
+
+
+# --------------------------------------------------------------------------- engines
+
+HAS_NATIVE_CUDA_GRAPHS: bool = hasattr(trt, "CudaGraphStrategy")
+"""TensorRT-RTX can capture CUDA graphs itself, through a runtime configuration."""
+
+
+def create_execution_context(cuda_engine: Any, *, cuda_graph: bool = False) -> tuple[Any, Any]:
+    """``(context, runtime_config)``; with ``cuda_graph`` and a backend that captures CUDA graphs
+    itself, the context is made with whole-graph capture (``runtime_config`` must then outlive it).
+    """
+    if cuda_graph and HAS_NATIVE_CUDA_GRAPHS and hasattr(cuda_engine, "create_runtime_config"):
+        config = cuda_engine.create_runtime_config()
+        config.cuda_graph_strategy = trt.CudaGraphStrategy.WHOLE_GRAPH_CAPTURE
+        return cuda_engine.create_execution_context(config), config
+    return cuda_engine.create_execution_context(), None
+
+
+def serialize_with_weights(cuda_engine: Any) -> Any:
+    """Serialize an engine with its weights in (even a weight-stripped one) and still refittable.
+
+    Returns TensorRT's host memory, or None when TensorRT fails (it logs why).
+    """
+    config = cuda_engine.create_serialization_config()
+    config.clear_flag(trt.SerializationFlag.EXCLUDE_WEIGHTS)
+    include_refit = getattr(trt.SerializationFlag, "INCLUDE_REFIT", None)  # TensorRT >= 10.14 and RTX
+    if include_refit is not None:
+        config.set_flag(include_refit)
+    return cuda_engine.serialize_with_config(config)

@@ -212,13 +212,8 @@ def apply_weights(cuda_engine: Any, weights: WeightsLike, *, where: str = "engin
 
 def serialize_refitted(cuda_engine: Any) -> bytes:
     """Serialize with the weights in (even for a weight-stripped engine) and still refittable."""
-    config = cuda_engine.create_serialization_config()
-    config.clear_flag(trt.SerializationFlag.EXCLUDE_WEIGHTS)
-    include_refit = getattr(trt.SerializationFlag, "INCLUDE_REFIT", None)  # TensorRT >= 10.14 and RTX
-    if include_refit is not None:
-        config.set_flag(include_refit)
     with backend.capture_errors() as errors:
-        memory = cuda_engine.serialize_with_config(config)
+        memory = backend.serialize_with_weights(cuda_engine)
     if memory is None:
         raise RefitError("serializing the refitted engine failed", [], errors)
     return bytes(memoryview(memory))

@@ -172,23 +172,12 @@ class Runner:
 
     # ------------------------------------------------------------------ set-up and tear-down
 
-    def _native_graphs_available(self) -> bool:
-        from netdef.backend import trt
-
-        return hasattr(trt, "CudaGraphStrategy") and hasattr(self.cuda_engine, "create_runtime_config")
-
     def _new_slot(self, index: int) -> _Slot:
         from netdef import backend
 
-        native = self.cuda_graph and self._native_graphs_available()
-        config = None
         with backend.capture_errors() as errors:
-            if native:
-                config = self.cuda_engine.create_runtime_config()
-                config.cuda_graph_strategy = backend.trt.CudaGraphStrategy.WHOLE_GRAPH_CAPTURE
-                context = self.cuda_engine.create_execution_context(config)
-            else:
-                context = self.cuda_engine.create_execution_context()
+            context, config = backend.create_execution_context(self.cuda_engine, cuda_graph=self.cuda_graph)
+        native = config is not None
         if context is None:
             details = "".join(f"\n  TensorRT: {line}" for line in errors)
             raise EngineExecutionError(f"{self.source}: could not create execution context {index}{details}")
