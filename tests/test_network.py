@@ -622,3 +622,21 @@ def test_other_definition_errors():
         net.input("y", (1, 0, 3))
     with pytest.raises(NetworkDefinitionError, match="kernel_size must be an int or a pair"):
         net.max_pool2d(x, (2, 2, 2))
+
+
+def test_folding_a_negative_running_var_and_fp16_overflow_are_problems():
+    """Finite checkpoint entries can still make NaN/Inf weights: both causes are reported by check()."""
+    ckpt = {
+        "c.weight": np.full((4, 3, 1, 1), 1e5, np.float32),  # finite in fp32, Inf in fp16
+        "bn.weight": np.ones(4, np.float32),
+        "bn.bias": np.zeros(4, np.float32),
+        "bn.running_mean": np.zeros(4, np.float32),
+        "bn.running_var": np.array([1, -1, 1, -2], np.float32),
+    }
+    net = Network(ckpt, precision="fp16")
+    net.conv2d(net.input("input", (1, 3, 4, 4)), "c", bias=False, bn="bn")
+    with pytest.raises(CheckpointError) as info:
+        net.check()
+    message = str(info.value)
+    assert "BatchNorm 'bn': running_var + eps <= 0 in 2 channel(s) (first: [1, 3])" in message
+    assert "weight 'c.weight':" in message and "overflow float16" in message

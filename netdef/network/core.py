@@ -19,6 +19,7 @@ from netdef.errors import CheckpointError, NetworkDefinitionError
 from netdef.network.precision import Precision, dtype_name, trt_dtype
 from netdef.network.precision import precision as resolve_precision
 from netdef.weights import Checkpoint
+from netdef.weights.dtypes import bfloat16
 
 Tensor = Any  # trt.ITensor
 Shape = Sequence[int]
@@ -168,12 +169,24 @@ class NetworkCore:
         if name in self.weights:
             raise NetworkDefinitionError(f"duplicate weight name {name!r}")
         target = self.precision.numpy if dtype is None else np.dtype(dtype)
-        converted = np.asarray(array, dtype=target, order="C")  # (ascontiguousarray would make 0-d arrays 1-d)
+        with np.errstate(over="ignore"):  # overflow is reported as a problem below
+            converted = np.asarray(array, dtype=target, order="C")  # (ascontiguousarray makes 0-d arrays 1-d)
         if converted is array:  # never hand TensorRT a view of the caller's (read-only) memory
             converted = converted.copy()
+        if target != array.dtype and (target.kind == "f" or target == bfloat16):
+            self._check_conversion(name, array, converted)
         self.weights[name] = converted
         self._keep_alive.append(converted)
         return converted
+
+    def _check_conversion(self, name: str, source: np.ndarray, converted: np.ndarray) -> None:
+        """Record values that became Inf in the conversion to a narrower float (fp16 tops out at 65504)."""
+        overflow = int(np.count_nonzero(np.isinf(converted.astype(np.float32)) & np.isfinite(source)))
+        if overflow:
+            largest = float(np.max(np.abs(source[np.isfinite(source)])))
+            self.problems.append(
+                f"weight {name!r}: {overflow} value(s) overflow {converted.dtype} (largest |value| {largest:.6g})"
+            )
 
     def trt_weights(self, array: np.ndarray | None) -> Any:
         """A ``trt.Weights`` viewing ``array`` (kept alive with the network); empty for None."""

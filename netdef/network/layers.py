@@ -86,13 +86,25 @@ class LayersMixin(NetworkCore):
         gamma, beta, mean, var = (
             self.param(f"{bn}.{p}", (channels,)) for p in ("weight", "bias", "running_mean", "running_var")
         )
-        scale = gamma / np.sqrt(var + np.float32(eps))
+        scale = self._batch_norm_scale(bn, gamma, var, eps)
         folded_weight = weight * scale.reshape(-1, *([1] * (weight.ndim - 1)))
         folded_bias = ((bias if bias is not None else 0.0) - mean) * scale + beta
         bn_keys = [self.qualified(f"{bn}.{p}") for p in ("weight", "bias", "running_mean", "running_var")]
         conv_keys = [self.qualified(f"{name}.weight")] + ([self.qualified(f"{name}.bias")] if bias is not None else [])
         sources = {f"{name}.weight": conv_keys[:1] + bn_keys, f"{name}.bias": conv_keys[1:] + bn_keys}
         return folded_weight.astype(np.float32), folded_bias.astype(np.float32), sources
+
+    def _batch_norm_scale(self, bn: str, gamma: np.ndarray, var: np.ndarray, eps: float) -> np.ndarray:
+        """``gamma / sqrt(var + eps)``; channels where ``var + eps <= 0`` are a problem (they would be NaN)."""
+        denominator = var + np.float32(eps)
+        bad = np.flatnonzero(~(denominator > 0) & np.isfinite(var))
+        if bad.size:
+            self.problems.append(
+                f"BatchNorm {self.qualified(bn)!r}: running_var + eps <= 0 in {bad.size} channel(s) "
+                f"(first: {bad[:5].tolist()}), which would make NaN weights"
+            )
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return (gamma / np.sqrt(denominator)).astype(np.float32)
 
     def _convolution(
         self,
@@ -139,7 +151,7 @@ class LayersMixin(NetworkCore):
         gamma, beta, mean, var = (
             self.param(f"{name}.{p}", (channels,)) for p in ("weight", "bias", "running_mean", "running_var")
         )
-        scale = (gamma / np.sqrt(var + np.float32(eps))).astype(np.float32)
+        scale = self._batch_norm_scale(name, gamma, var, eps)
         shift = (beta - mean * scale).astype(np.float32)
         keys = [self.qualified(f"{name}.{p}") for p in ("weight", "bias", "running_mean", "running_var")]
         scale_name, shift_name = self.qualified(f"{name}.scale"), self.qualified(f"{name}.shift")

@@ -20,7 +20,6 @@ import numpy as np
 from netdef.engine import Engine
 from netdef.errors import NetdefError, RefitError
 from netdef.weights import Checkpoint
-from netdef.weights.dtypes import is_floating
 
 CheckpointLike = str | Path | Mapping[str, np.ndarray]
 
@@ -197,11 +196,11 @@ def _plan(
 
 
 def _compare(meta: dict[str, Any], network: Any) -> list[str]:
-    """Every difference between the engine's weight table and the network's weights, plus NaN/Inf the
-    definition introduced (folding, casting to fp16/bf16)."""
+    """Every difference between the engine's weight table and the network's weights.
+
+    (NaN/Inf in the checkpoint, from folding BatchNorm or from casting to fp16/bf16 are problems of
+    the definition itself: ``Network.check`` reports them.)"""
     new: Mapping[str, np.ndarray] = network.weights
-    derived: Mapping[str, list[str]] = network.derived
-    checkpoint: Mapping[str, np.ndarray] = network.checkpoint
     expected: dict[str, dict[str, Any]] = meta.get("weights") or {}
     problems = []
     if not expected:
@@ -227,22 +226,7 @@ def _compare(meta: dict[str, Any], network: Any) -> list[str]:
             )
         if str(array.dtype) != info["dtype"]:
             problems.append(f"weight {name!r}: dtype changed: engine has {info['dtype']}, new is {array.dtype}")
-        bad = _non_finite(array)
-        sources = derived.get(name, [name])
-        if bad and not any(_non_finite(np.asarray(checkpoint[k])) for k in sources if k in checkpoint):
-            # the checkpoint's own NaN/Inf are reported by the definition; these appeared on the way
-            problems.append(
-                f"weight {name!r}: {bad} of {array.size} values are NaN or Inf in {array.dtype} although its "
-                f"checkpoint entries {sources} are finite (a negative running_var, or overflow folding BatchNorm "
-                f"or casting to {array.dtype}?)"
-            )
     return problems
-
-
-def _non_finite(array: np.ndarray) -> int:
-    if array.size == 0 or not is_floating(array.dtype):
-        return 0
-    return int(array.size - np.count_nonzero(np.isfinite(array)))
 
 
 def _architecture(definition: Mapping[str, Any], where: str) -> tuple[Any, list[str]]:
