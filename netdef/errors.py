@@ -94,3 +94,7 @@ class EngineExecutionError(NetdefError, RuntimeError):
 
 class RunnerClosedError(NetdefError, RuntimeError):
     """The runner (or its context pool) was closed: no more inferences."""
+
+
+class ComparisonError(NetdefError, ValueError):
+    """Two networks, or a network and a PyTorch module, cannot be compared: no layer matches, or inputs do not fit."""
