@@ -410,6 +410,37 @@ def test_lenet_int8_within_one_percent_of_fp32_on_held_out_digits(
     assert calibration.amax["input"] <= 1.0  # digits pixels are in [0, 1]
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["max", "percentile", "entropy"])
+def test_resnet18_int8_top1_agreement_with_fp32(method):
+    """Seeded random weights with randomized BatchNorm statistics, random inputs (no data set needed)."""
+    from torch_models import randomize, state_dict_arrays, torchvision_twin
+
+    from netdef.errors import NetdefError
+
+    try:
+        arch = get("resnet18")
+    except NetdefError as exc:
+        pytest.skip(f"resnet18 is not registered here: {exc}")
+    ckpt = state_dict_arrays(randomize(torchvision_twin("resnet18"), seed=0))
+    g = np.random.default_rng(0)
+    x_cal = g.standard_normal((16, 3, 224, 224)).astype(np.float32)
+    x_eval = g.standard_normal((32, 3, 224, 224)).astype(np.float32)
+    fp32 = arch.build_network(ckpt, precision="fp32")
+    calibration = calibrate(fp32, x_cal, method, batch_size=8)
+    assert len(calibration.amax) == 18  # 21 weighted layers; each downsample shares its block's input
+    int8 = arch.build_network(ckpt, precision="int8", calibration=calibration)
+    y32 = np.concatenate(
+        [ReferenceExecutor(fp32.trt_network).run({"input": b}).outputs["logits"] for b in np.split(x_eval, 4)]
+    )
+    executor = ReferenceExecutor(int8.trt_network)
+    y8 = np.concatenate([executor.run({"input": b}).outputs["logits"] for b in np.split(x_eval, 4)])
+    agreement = float((y8.argmax(1) == y32.argmax(1)).mean())
+    rel = float(np.linalg.norm(y8 - y32) / np.linalg.norm(y32))
+    print(f"\nresnet18 {method}: top-1 agreement {agreement:.3f} on {len(y8)} inputs, logits relative error {rel:.3f}")
+    assert agreement >= 0.9
+
+
 # --------------------------------------------------------------------------- TensorRT build and GPU run
 
 
