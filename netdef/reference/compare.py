@@ -118,8 +118,8 @@ class ComparisonReport:
             + f": max abs error {first.max_abs:.3g}, relative {first.max_rel:.3g}"
         )
 
-    def table(self):
-        """The report as a ``rich.table.Table``."""
+    def table(self, failures_only: bool = False):
+        """The report as a ``rich.table.Table`` (only the rows out of tolerance with ``failures_only``)."""
         from rich.table import Table
 
         table = Table(title=self.title, box=None, pad_edge=False, title_justify="left")
@@ -130,10 +130,13 @@ class ComparisonReport:
             table.add_column(header, justify=justify)
         first = self.first_failure
         for row in self.rows:
+            if row.ok and failures_only:
+                continue
             self._add_row(table, row, row is first)
-        if self.outputs:
+        outputs = [row for row in self.outputs if not (row.ok and failures_only)]
+        if outputs:
             table.add_section()
-            for row in self.outputs:
+            for row in outputs:
                 self._add_row(table, row, False, label=f"output {row.layer}")
         return table
 
@@ -154,12 +157,12 @@ class ComparisonReport:
             status,
         )
 
-    def print(self, console=None) -> None:
+    def print(self, console=None, *, failures_only: bool = False) -> None:
         """Print the table, the unmatched names and the summary (to ``console``, default stdout)."""
         from rich.console import Console
 
         console = console or Console(highlight=False)
-        console.print(self.table())
+        console.print(self.table(failures_only))
         if self.unmatched:
             console.print(f"not compared ({len(self.unmatched)}): " + ", ".join(self.unmatched), markup=False)
         console.print(self.summary(), markup=False)
