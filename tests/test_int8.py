@@ -210,6 +210,20 @@ def test_reference_executor_computes_qdq_conv_as_fake_quantized_torch_conv(rng):
     assert np.abs(got - unquantized).max() > 1e-3  # the quantization error is really there
 
 
+def test_reference_executor_computes_qdq_linear_on_tokens_per_output_row(rng):
+    weight = rng.standard_normal((6, 8)).astype(np.float32) * np.geomspace(0.01, 10, 6, dtype=np.float32)[:, None]
+    bias = rng.standard_normal(6).astype(np.float32)
+    x = rng.standard_normal((2, 5, 8)).astype(np.float32)
+    scale = float(np.abs(x).max() / 127)
+    net = Network({"fc.weight": weight, "fc.bias": bias}, precision="int8", calibration={"input": scale})
+    net.output(net.linear(net.input("input", (-1, 5, 8)), "fc"), "out")
+    net.check()
+    got = ReferenceExecutor(net.trt_network).run({"input": x}).outputs["out"]
+    wq = fake_quantize(weight, weight_scales(weight), axis=0).astype(np.float64)
+    expected = fake_quantize(x, scale).astype(np.float64) @ wq.T + bias
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
 # --------------------------------------------------------------------------- calibration statistics
 
 
