@@ -402,7 +402,7 @@ def compare_with_torch(
     import torch
 
     executor = ReferenceExecutor(_trt_network(network))
-    arrays = _inputs_for(executor, inputs)
+    arrays = executor.check_inputs(_inputs_for(executor, inputs))  # netdef's errors before PyTorch's
     names = dict(torch_module_names(network))
     for path, layer in (mapping or {}).items():
         if layer is None:
