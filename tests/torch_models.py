@@ -314,9 +314,14 @@ def state_dict_arrays(model: nn.Module) -> dict:
 
 
 @torch.no_grad()
-def calibrate_batch_norm(model: nn.Module, x: torch.Tensor, seed: int = 0) -> nn.Module:
+def calibrate_batch_norm(model: nn.Module, x: torch.Tensor, seed: int = 0, residual_scale: float = 0.2) -> nn.Module:
     """BatchNorm statistics measured on ``x`` (train-mode pass), then randomly perturbed (variance by
-    0.75-1.25, mean by 0.1 std): activations stay O(1) and depend on the input, as in a trained network."""
+    0.75-1.25, mean by 0.1 std): activations stay O(1) and depend on the input, as in a trained network.
+
+    The BatchNorm closing each residual branch gets its weight scaled by ``residual_scale``: trained
+    residual branches are small next to the identity; random full-size ones make a deep network
+    chaotic (ResNet-152 then amplifies bf16 rounding to the size of the logits themselves).
+    """
     norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
     for m in norms:
         m.reset_running_stats()
@@ -329,6 +334,11 @@ def calibrate_batch_norm(model: nn.Module, x: torch.Tensor, seed: int = 0) -> nn
         m.momentum = 0.1
         m.running_var.mul_(torch.rand(m.num_features, generator=gen) * 0.5 + 0.75)
         m.running_mean.add_(torch.randn(m.num_features, generator=gen) * 0.1 * m.running_var.sqrt())
+    for m in model.modules():
+        if isinstance(m, BasicBlock | Bottleneck):
+            (m.bn2 if isinstance(m, BasicBlock) else m.bn3).weight.mul_(residual_scale)
+        elif isinstance(m, InvertedResidual) and m.use_res_connect:
+            m.conv[-1].weight.mul_(residual_scale)
     return model
 
 
