@@ -22,6 +22,15 @@ _DEFAULT_RTOL = {"fp32": 1e-5, "fp16": 1e-2, "bf16": 5e-2, "int8": 1e-1}
 """``netdef compare``'s tolerance by the less precise of the two precisions (max |a - b| / max |b| per layer)."""
 
 
+def _paragraphs(fn):
+    """Join the docstring's wrapped lines into paragraphs (the help formatter keeps single newlines)."""
+    import inspect
+    import re
+
+    fn.__doc__ = re.sub(r"(?<!\n)\n(?!\n)", " ", inspect.cleandoc(fn.__doc__ or ""))
+    return fn
+
+
 def _network(arch: str, weights: Path | None, precision: str, batch: int, calibration: Path | None = None, **options):
     """Define ``arch`` on ``weights`` (zeros of the expected shapes without) with batch ``batch`` (-1: dynamic)."""
     import numpy as np
@@ -49,7 +58,8 @@ def _dtype(name: str) -> str:
 def _tensor_text(tensor: dict | None) -> str:
     if tensor is None:
         return "(none)"
-    shape = "x".join("?" if d == -1 else str(d) for d in tensor["shape"]) if tensor["shape"] is not None else "?"
+    dims = tensor["shape"]
+    shape = "?" if dims is None else ("x".join("?" if d == -1 else str(d) for d in dims) or "scalar")
     return f"{tensor['name']} [{shape} {_dtype(tensor['dtype'])}]"
 
 
@@ -59,6 +69,8 @@ def _param_text(key: str, value: Any) -> str:
     spatial = key.endswith("_nd") or key.endswith("padding") or key == "shape"
     if spatial and isinstance(value, tuple) and value and all(isinstance(v, int) for v in value):
         return "x".join(map(str, value))
+    if isinstance(value, float):
+        return f"{value:.7g}"
     return str(value)
 
 
@@ -98,6 +110,7 @@ def _print_layer(index: int, layer: dict, network, layer_names: set[str], full_d
 
 
 @app.command()
+@_paragraphs
 def explain(
     arch: Arch,
     weights: OptionalWeights = None,
@@ -286,6 +299,7 @@ def _print_outputs(outputs: dict) -> None:
 
 
 @app.command("run")
+@_paragraphs
 def run_cmd(
     target: Annotated[str, typer.Argument(help="An architecture name (give --weights) or a netdef engine file.")],
     input_path: Annotated[Path, typer.Option("--input", "-i", help=".npy (one input) or .npz (name -> array).")],
@@ -377,6 +391,7 @@ def _run_tensorrt(target: str, engine, network, inputs: dict) -> dict:
 
 
 @app.command()
+@_paragraphs
 def compare(
     arch: Arch,
     weights: Annotated[Path, typer.Option("--weights", "-w", help="Checkpoint: .safetensors, .pth/.pt, .npz or .wts.")],
