@@ -127,6 +127,21 @@ def test_resnet18_matches_pytorch_layer_by_layer(resnet18):
     assert 0 < report.worst.max_rel <= 1e-4
 
 
+def test_small_vit_compares_attention_tuple_outputs():
+    """MultiheadAttention returns (output, weights): its first element is compared with the attention scope."""
+    sizes = {"patch_size": 8, "num_layers": 2, "num_heads": 4, "hidden_dim": 64, "mlp_dim": 128}
+    model = randomize(torchvision_twin("vit_b_16", num_classes=10, image_size=32, **sizes), seed=1)
+    net = Network(state_dict_arrays(model), name="vit")
+    net.output(architectures.get("vit_b_16").define(net, net.input("input", (-1, 3, 32, 32)), **sizes), "logits")
+    x = np.random.default_rng(4).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    report = compare_with_torch(net, model, x, rtol=1e-4)
+    compared = {name for row in report.rows for name in row.counterpart.split(" = ")}
+    assert report.ok, report.summary()
+    assert {f"encoder.layers.encoder_layer_{i}.self_attention" for i in (0, 1)} <= compared
+    assert {"encoder.ln", "heads.head", "conv_proj"} <= compared
+    assert not any("not a tensor" in name for name in report.unmatched)
+
+
 def test_injected_batch_norm_error_is_the_first_failure(resnet18):
     """Perturb one BatchNorm statistic in PyTorch: its folded convolution is the first layer out of tolerance."""
     net, _, _ = resnet18

@@ -397,7 +397,8 @@ def compare_with_torch(
     Modules are matched by :func:`torch_module_names`; ``mapping`` adds or overrides entries
     (module path -> layer name, or None to skip a module), e.g. for an activation that netdef names
     outside the module's scope. Each module's first call is recorded (a clone: in-place activations
-    would change it later). Errors are relative to PyTorch; its outputs are taken in float32.
+    would change it later); of a tuple output, the first element. Errors are relative to PyTorch;
+    its outputs are taken in float32.
     """
     import torch
 
@@ -428,6 +429,8 @@ def compare_with_torch(
         def hook(_module, _inputs, output):
             if path in seen or path in skipped:
                 return
+            if isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):
+                output = output[0]  # e.g. MultiheadAttention's (attn_output, attn_weights)
             if isinstance(output, torch.Tensor):
                 seen[path] = output.detach().float().cpu().numpy().copy()
             else:
