@@ -205,12 +205,17 @@ def test_tensorrt_executor_without_a_supported_gpu(monkeypatch, capsys, lenet_en
     caps = backend.capabilities()
     if caps.can_run:
         pytest.skip("a supported GPU is present: test_tensorrt_executor_matches_the_reference runs instead")
-    engine, _ = lenet_engine
+    engine, weights = lenet_engine
+    weights.unlink()  # running the engine itself needs no checkpoint
     code, _, err = netdef(monkeypatch, capsys, "run", engine, "-i", x8, "--executor", "tensorrt")
     assert_clean_failure(code, err, caps.reason)
+    bad = x8.with_name("bad.npy")
+    np.save(bad, np.load(x8)[:, 0])
+    code, _, err = netdef(monkeypatch, capsys, "run", engine, "-i", bad, "--executor", "tensorrt")
+    assert_clean_failure(code, err, "input 'input': expected 4 dimensions (?, 1, 28, 28), got shape (8, 28, 28)")
     code, _, err = netdef(monkeypatch, capsys, "run", "lenet", "-w", lenet_weights, "-i", x8, "--executor", "tensorrt")
     assert_clean_failure(code, err, "--executor tensorrt needs a GPU", caps.reason)
-    code, out, err = netdef(monkeypatch, capsys, "run", engine, "-i", x8)  # auto: the reference executor
+    code, out, err = netdef(monkeypatch, capsys, "run", engine, "-i", x8, "-w", lenet_weights)  # auto: reference
     assert code == 0 and "NumPy reference executor" in out, err
 
 

@@ -180,17 +180,18 @@ def _load_arrays(path: Path):
         return {name: loaded[name] for name in loaded.files}
 
 
-def _match_inputs(executor, arrays, source: str) -> dict:
+def _match_inputs(specs, check, arrays, source: str) -> dict:
     """Name the arrays after the network's inputs and cast float arrays to the declared float type.
 
-    Shape and dtype problems are left to the executor, which lists them all; a missing batch axis gets a hint.
+    ``specs``: input specs with ``name``, ``shape`` and ``dtype``; ``check(arrays)`` raises one
+    NetworkInputError listing every shape and dtype problem. A missing batch axis gets a hint.
     """
     import numpy as np
 
     from netdef.errors import NetworkInputError
     from netdef.reference.dtypes import is_float
 
-    specs = {spec.name: spec for spec in executor.inputs}
+    specs = {spec.name: spec for spec in specs}
     if not isinstance(arrays, dict) or (list(arrays) == ["arr_0"] and "arr_0" not in specs):
         array = arrays if not isinstance(arrays, dict) else arrays["arr_0"]
         if len(specs) != 1:
@@ -203,7 +204,7 @@ def _match_inputs(executor, arrays, source: str) -> dict:
             array = array.astype(spec.dtype)
         matched[name] = np.ascontiguousarray(array)
     try:
-        executor.check_inputs(matched)
+        check(matched)
     except NetworkInputError as exc:
         hints = [
             f"input {name!r} looks like one sample: add the batch axis (x[None])"
@@ -212,6 +213,20 @@ def _match_inputs(executor, arrays, source: str) -> dict:
         ]
         raise NetworkInputError(f"{source}: {exc}" + "".join(f"; {hint}" for hint in hints)) from None
     return matched
+
+
+def _reference_inputs(executor, arrays, source: str) -> dict:
+    return _match_inputs(executor.inputs, executor.check_inputs, arrays, source)
+
+
+def _engine_inputs(engine, target: str, arrays, source: str) -> dict:
+    """Inputs checked against the engine's own I/O and profile (no checkpoint needed)."""
+    from netdef.runtime.iospec import EngineIO
+
+    io = EngineIO.from_metadata(engine.metadata, source=target)
+    return _match_inputs(
+        io.inputs, lambda given: io.check({n: (a.shape, a.dtype) for n, a in given.items()}), arrays, source
+    )
 
 
 # ---------------------------------------------------------------------------------------------- run
@@ -349,16 +364,24 @@ def run_cmd(
     from netdef.reference import ReferenceExecutor
 
     started = time.perf_counter()
-    if is_arch:
-        network, _ = _network(target, weights, precision or "fp32", -1, calibration)
-        engine, label = None, f"{target} ({network.precision}, {weights})"
+    engine = None
+    if not is_arch and use_trt:  # the engine alone: its checkpoint is not needed
+        from netdef.engine import Engine
+
+        engine = Engine.load(target)
+        inputs = _engine_inputs(engine, target, arrays, str(input_path))
+        network, label = None, f"{target} ({engine.precision})"
     else:
-        network, engine, checkpoint_path = _engine_network(Path(target), weights)
-        label = f"{target} ({engine.precision}, network defined again from {checkpoint_path})"
-    reference = ReferenceExecutor(network.trt_network)
-    inputs = _match_inputs(reference, arrays, str(input_path))
-    if engine is not None:
-        _check_profile(engine, inputs, str(input_path))
+        if is_arch:
+            network, _ = _network(target, weights, precision or "fp32", -1, calibration)
+            label = f"{target} ({network.precision}, {weights})"
+        else:
+            network, engine, checkpoint_path = _engine_network(Path(target), weights)
+            label = f"{target} ({engine.precision}, network defined again from {checkpoint_path})"
+        reference = ReferenceExecutor(network.trt_network)
+        inputs = _reference_inputs(reference, arrays, str(input_path))
+        if engine is not None:
+            _check_profile(engine, inputs, str(input_path))
     prepared = time.perf_counter()
     if use_trt:
         outputs = _run_tensorrt(target, engine, network, inputs)
@@ -427,7 +450,7 @@ def compare(
     tested, _ = _network(arch, weights, precision, -1, calibration if precision == "int8" else None)
     reference, _ = _network(arch, weights, against, -1, calibration if against == "int8" else None)
     if input_path is not None:
-        inputs = _match_inputs(ReferenceExecutor(reference.trt_network), _load_arrays(input_path), str(input_path))
+        inputs = _reference_inputs(ReferenceExecutor(reference.trt_network), _load_arrays(input_path), str(input_path))
         source = str(input_path)
     else:
         inputs = random_inputs(reference, batch=random or 1, seed=seed)
