@@ -73,7 +73,7 @@ def build(
         strip_weights=strip_weights,
         timing_cache=timing_cache,
     )
-    definition = {"architecture": architecture.name, "options": {}, "checkpoint": str(weights)}
+    definition = {"architecture": architecture.name, "options": {}, "checkpoint": str(weights.resolve())}
     if calibration is not None:
         definition["calibration"] = str(calibration)
     from netdef.progress import interactive_build
