@@ -405,3 +405,13 @@ def test_engine_on_gpu_matches_pytorch(arch, precision):
     if precision == "fp32":
         assert relative_error(out, expected) <= 1e-2  # TF32 convolutions and matrix multiplies may be used
     assert agreement >= 0.99
+
+
+def test_unnamed_gathers_and_broadcasts_get_unique_names():
+    net = Network({})
+    x = net.input("input", (-1, 3, 4))
+    a, b = net.gather(x, 0, axis=1), net.gather(x, [1, 2], axis=1)
+    assert (a.name, net.shape_of(a), b.name, net.shape_of(b)) == ("gather", (-1, 4), "gather_1", (-1, 2, 4))
+    token = net.scalar(1.0, x)
+    assert net.broadcast_batch(token, x).name == "broadcast_batch"
+    assert net.broadcast_batch(token, x).name == "broadcast_batch_1"

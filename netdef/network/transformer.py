@@ -41,20 +41,19 @@ class TransformerMixin(NetworkCore):
 
     def gather(self, x: Tensor, index: int | Sequence[int], axis: int, *, name: str | None = None) -> Tensor:
         """``x`` indexed along ``axis``: an int drops the axis (``x[:, 0]``), a list keeps it (``x[:, [0, 2]]``)."""
-        rank = len(self.shape_of(x))
-        axis = self._axis(axis, rank, "gather")
-        size = self.shape_of(x)[axis]
+        name = self._default_name("gather", name)
+        shape = self.shape_of(x)
+        axis = self._axis(axis, len(shape), "gather")
         indices = np.asarray(index, dtype=np.int32)
-        base = self._default_name("gather", name)
-        if size >= 0 and ((indices < -size) | (indices >= size)).any():
-            raise NetworkDefinitionError(
-                f"layer {self.qualified(base)!r}: index {index} is out of range for axis {axis} of size {size}"
-            )
+        size = shape[axis]
         if size >= 0:
+            if ((indices < -size) | (indices >= size)).any():
+                raise NetworkDefinitionError(
+                    f"layer {self.qualified(name)!r}: index {index} is out of range for axis {axis} of size {size}"
+                )
             indices = indices % size
-        indices_tensor = self._fixed_constant(indices, f"{base}.indices")
-        layer = self.trt_network.add_gather(x, indices_tensor, axis)
-        return self._named(layer, "gather", base).get_output(0)
+        layer = self.trt_network.add_gather(x, self._fixed_constant(indices, f"{name}.indices"), axis)
+        return self._named(layer, "gather", name).get_output(0)
 
     def broadcast_batch(self, x: Tensor, like: Tensor, *, name: str | None = None) -> Tensor:
         """``x`` (leading axis of size 1) repeated to ``like``'s leading size: ``x.expand(n, -1, ...)``.
