@@ -79,10 +79,23 @@ def child(args: argparse.Namespace) -> None:
         "stages": stages,
         "total": previous - started,
         "peak_rss_kib": usage.ru_maxrss,
+        "vm_hwm_kib": _vm_hwm_kib(),
         "engine_bytes": len(plan),
         **extra,
     }
     Path(args.result).write_text(json.dumps(result))
+
+
+def _vm_hwm_kib() -> int:
+    """This process's own peak RSS (``VmHWM``), a check on ``ru_maxrss``, which Linux carries over from the
+    parent at fork (the parent is kept small for that reason)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return -1
 
 
 def _netdef_path(args: argparse.Namespace, directory: Path, marks: dict[str, float]) -> tuple[bytes, dict]:
@@ -174,7 +187,24 @@ def Exported(model, half: bool, softmax: bool):  # noqa: N802  (a class made laz
 
 
 def prepare_weights(models: list[str], directory: Path) -> dict[str, int]:
-    """Seeded random weights (randomized BatchNorm statistics) as .pth, .safetensors and .wts."""
+    """Seeded random weights (randomized BatchNorm statistics) as .pth, .safetensors and .wts.
+
+    Runs in a subprocess of its own: the parent stays small, since a child's ``ru_maxrss`` starts
+    from the parent's resident size at fork.
+    """
+    command = [sys.executable, __file__, "--prepare", str(directory), "--models", ",".join(models)]
+    done = subprocess.run(command, capture_output=True, text=True, env=_child_env(), cwd=ROOT)
+    if done.returncode != 0:
+        raise RuntimeError(f"preparing weights failed:\n{done.stdout}{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _child_env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+
+
+def write_weights(models: list[str], directory: Path) -> dict[str, int]:
+    """(In the --prepare subprocess.) Write each model's weights in the three formats."""
     import torch
 
     sys.path.insert(0, str(ROOT / "tests"))
@@ -199,9 +229,8 @@ def run_one(path: str, model: str, precision: str, batch: int, directory: Path) 
     result_file.unlink(missing_ok=True)
     command = [sys.executable, __file__, "--child", path, "--model", model, "--precision", precision]
     command += ["--batch", str(batch), "--dir", str(directory), "--result", str(result_file)]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT)
+    done = subprocess.run(command, capture_output=True, text=True, env=_child_env(), cwd=ROOT)
     wall = time.perf_counter() - started
     if done.returncode != 0 or not result_file.exists():
         tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
@@ -210,7 +239,8 @@ def run_one(path: str, model: str, precision: str, batch: int, directory: Path) 
 
 
 def median_result(runs: list[dict]) -> dict:
-    merged = {key: statistics.median(r[key] for r in runs) for key in ("total", "peak_rss_kib", "process_wall")}
+    keys = ("total", "peak_rss_kib", "vm_hwm_kib", "process_wall")
+    merged = {key: statistics.median(r[key] for r in runs) for key in keys}
     merged["stages"] = {s: statistics.median(r["stages"][s] for r in runs) for s in STAGES}
     merged["engine_bytes"] = statistics.median(r["engine_bytes"] for r in runs)
     merged["runs"] = len(runs)
@@ -250,13 +280,14 @@ def markdown(results: dict, meta: dict) -> str:
         "",
         f"{meta['date']} on {meta['machine']}; {meta['backend']}, torch {meta['torch']} "
         f"(ONNX exporter: {meta['exporter']}); median of {meta['runs']} run(s), each path in a fresh process; "
-        f"load average at start {meta['load']}.",
+        f"load average (1, 5, 15 min) at the start {meta['load']}; {meta['minutes']} minutes in all.",
         "",
         "Seconds per stage: import = TensorRT, plus torch for A and D, plus netdef's readers, architectures and "
         "build modules for B-E; read = checkpoint to arrays (A: torch.load + load_state_dict); define = network "
         "definition (A: ONNX export + parse, the export alone in brackets); build = build_serialized_network "
         "(C's is the bare build of an already-defined network); process = the child's wall time including "
-        "Python's start. RSS = peak resident memory of the run's process (ru_maxrss).",
+        f"Python's start. RSS = peak resident memory of the run's process (ru_maxrss; /proc's VmHWM differs by "
+        f"at most {_max_rss_gap(results):.0f} MiB: the parent that forks the runs stays small).",
         "",
         "| model | prec | batch | path | import | read | define | build | total | process | peak RSS MiB | plan MiB |",
         "|---|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|",
@@ -284,11 +315,22 @@ def markdown(results: dict, meta: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _max_rss_gap(results: dict) -> float:
+    gaps = [abs(r["peak_rss_kib"] - r["vm_hwm_kib"]) for paths in results.values() for r in paths.values()]
+    return max(gaps) / 1024
+
+
 def machine_meta(runs: int) -> dict:
-    import torch
+    """Versions read from package metadata: the parent imports neither torch nor TensorRT."""
+    from importlib.metadata import PackageNotFoundError, version
 
-    from netdef.backend import describe
-
+    backend = "?"
+    for package in ("tensorrt_rtx", "tensorrt"):
+        try:
+            backend = f"{package} {version(package)}"
+            break
+        except PackageNotFoundError:
+            continue
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -300,8 +342,8 @@ def machine_meta(runs: int) -> dict:
     return {
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "machine": f"{cpu}, {os.cpu_count()} cores",
-        "backend": describe(),
-        "torch": torch.__version__.split("+")[0],
+        "backend": backend,
+        "torch": version("torch").split("+")[0],
         "exporter": "default (dynamo=True, onnxscript)",
         "runs": runs,
         "load": " ".join(f"{x:.2f}" for x in os.getloadavg()),
@@ -316,8 +358,11 @@ def main() -> None:
     parser.add_argument("--precisions", default="fp32,fp16")
     parser.add_argument("--batches", default="1,32")
     parser.add_argument("--paths", default="ABCDE")
-    parser.add_argument("--output", type=Path, default=RESULTS / "build_paths.md")
+    parser.add_argument(
+        "--output", type=Path, help=f"Markdown file to write (default {RESULTS.name}/build_paths.md; --quick: none)"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--prepare", type=Path, help=argparse.SUPPRESS)
     for hidden in ("--model", "--precision", "--dir", "--result"):
         parser.add_argument(hidden, help=argparse.SUPPRESS)
     parser.add_argument("--batch", type=int, help=argparse.SUPPRESS)
@@ -326,10 +371,14 @@ def main() -> None:
         args.path = args.child
         child(args)
         return
+    if args.prepare:
+        print(json.dumps(write_weights(args.models.split(","), args.prepare)))
+        return
     models = ["lenet"] if args.quick else args.models.split(",")
     runs = 1 if args.quick else args.runs
     configs = list(product(models, args.precisions.split(","), [int(b) for b in args.batches.split(",")]))
     meta = machine_meta(runs)
+    began = time.perf_counter()
     raw: dict = {config: {p: [] for p in args.paths} for config in configs}
     with tempfile.TemporaryDirectory(prefix="netdef-bench-") as tmp:
         directory = Path(tmp)
@@ -341,9 +390,14 @@ def main() -> None:
                     result = run_one(path, *config, directory)
                     raw[config][path].append(result)
                     print(f"run {run + 1}/{runs} {config} {path}: total {result['total']:.2f} s", flush=True)
+    meta["load"] += " (at the end: " + " ".join(f"{x:.2f}" for x in os.getloadavg()) + ")"
+    meta["minutes"] = f"{(time.perf_counter() - began) / 60:.1f}"
     results = {config: {p: median_result(r) for p, r in paths.items()} for config, paths in raw.items()}
     text = markdown(results, meta) if set(args.paths) == set(PATHS) else json.dumps(results, indent=1, default=str)
     print(text)
+    if args.output is None and args.quick:
+        return
+    args.output = args.output or RESULTS / "build_paths.md"
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(text)
     raw_file = args.output.with_suffix(".json")
