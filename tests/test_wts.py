@@ -266,11 +266,6 @@ def test_cli_build_lenet_from_wts(tmp_path):
     assert set(loaded.weight_names) >= {"conv1.weight", "fc2.bias"}
 
 
-@pytest.mark.xfail(
-    reason="architectures/common.num_classes reads the class count off fc.weight's first dimension, "
-    "which a flat .wts entry does not have (it finds 512000 classes); fix it there (use fc.bias)",
-    strict=False,
-)
 def test_cli_build_resnet18_from_wts(tmp_path):
     """tensorrtx's ResNet-18 export (with num_batches_tracked lines) builds from flat tensors."""
     from typer.testing import CliRunner
