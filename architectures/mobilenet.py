@@ -82,4 +82,4 @@ def mobilenet_v2(net: Network, x: Tensor, num_classes: int | None = None) -> Ten
     x = net.adaptive_avg_pool2d(x, 1, name="avgpool")
     x = net.flatten(x, name="flatten")
     with net.scope("classifier"):
-        return net.linear(x, "1", infer_num_classes(net, "1.weight", num_classes))
+        return net.linear(x, "1", infer_num_classes(net, "1", num_classes))

@@ -98,7 +98,7 @@ def resnet(
             x, inplanes = _make_layer(net, x, block, inplanes, planes, blocks, stride, groups, width_per_group)
     x = net.adaptive_avg_pool2d(x, 1, name="avgpool")
     x = net.flatten(x, name="flatten")
-    return net.linear(x, "fc", infer_num_classes(net, "fc.weight", num_classes))
+    return net.linear(x, "fc", infer_num_classes(net, "fc", num_classes))
 
 
 @register("resnet18", input_shape=(3, 224, 224), output="logits")

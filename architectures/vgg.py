@@ -43,7 +43,7 @@ def vgg(net: Network, x: Tensor, cfg: str, batch_norm: bool, num_classes: int | 
     with net.scope("classifier"):
         x = net.relu(net.linear(x, "0", 4096), name="1")
         x = net.relu(net.linear(x, "3", 4096), name="4")
-        return net.linear(x, "6", infer_num_classes(net, "6.weight", num_classes))
+        return net.linear(x, "6", infer_num_classes(net, "6", num_classes))
 
 
 @register("vgg16", input_shape=(3, 224, 224), output="logits")

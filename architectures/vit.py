@@ -69,7 +69,7 @@ def vision_transformer(
     x = encoder(net, x, num_layers, num_heads, mlp_dim)
     x = net.gather(x, 0, axis=1, name="class_token_output")  # x[:, 0]
     with net.scope("heads"):
-        return net.linear(x, "head", infer_num_classes(net, "head.weight", num_classes))
+        return net.linear(x, "head", infer_num_classes(net, "head", num_classes))
 
 
 @register("vit_b_16", input_shape=(3, 224, 224), output="logits")

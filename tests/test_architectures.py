@@ -24,12 +24,13 @@ from torch_models import (
 )
 
 import architectures
-from architectures.common import folded_batch_norms, pytorch_layer_names
 from netdef import backend
 from netdef.build import BuildConfig, build
 from netdef.errors import CheckpointError, NetworkDefinitionError
 from netdef.network import Network, dtype_name
 from netdef.reference import run
+from netdef.reference.compare import folded_batch_norms
+from netdef.reference.compare import torch_module_names as pytorch_layer_names
 
 ARCHS = [name for name in architectures.names() if name != "lenet"]
 FAST = {"resnet18", "mobilenet_v2", "vit_b_16"}

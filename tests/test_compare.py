@@ -109,14 +109,6 @@ def test_module_names_follow_scopes_and_folded_batch_norm(resnet18):
     assert batch_norms <= set(names)
 
 
-def test_module_names_agree_with_the_architectures_helper(resnet18):
-    """netdef.reference.compare and architectures.common.pytorch_layer_names follow one naming rule."""
-    from architectures.common import pytorch_layer_names
-
-    net, _, _ = resnet18
-    assert torch_module_names(net) == pytorch_layer_names(net)
-
-
 # ---------------------------------------------------------------------------------------------- against PyTorch
 
 
