@@ -255,6 +255,13 @@ def create_runtime() -> Any:
     return trt.Runtime(LOGGER)
 
 
+def add_normalization(network: Any, x: Any, scale: Any, bias: Any, axes: int) -> Any:
+    """A normalization layer: ``add_normalization_v2`` (TensorRT 10.15+, 11, RTX) where it exists, which
+    supersedes ``add_normalization``; both compute the same for layer norm."""
+    add = getattr(network, "add_normalization_v2", None) or network.add_normalization
+    return add(x, scale, bias, axes)
+
+
 # --------------------------------------------------------------------------- engines
 
 HAS_NATIVE_CUDA_GRAPHS: bool = hasattr(trt, "CudaGraphStrategy")

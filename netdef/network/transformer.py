@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from netdef import backend
 from netdef.errors import NetworkDefinitionError
 from netdef.network.core import NetworkCore, Tensor
 
@@ -30,10 +31,7 @@ class TransformerMixin(NetworkCore):
         broadcast = (1,) * (rank - 1) + (features,)
         gamma = self.constant(f"{name}.weight", self.param(f"{name}.weight", (features,)).reshape(broadcast))
         beta = self.constant(f"{name}.bias", self.param(f"{name}.bias", (features,)).reshape(broadcast))
-        net = self.trt_network
-        # add_normalization_v2 (TensorRT 10.15+, RTX) supersedes add_normalization; both agree for LayerNorm.
-        add = net.add_normalization_v2 if hasattr(net, "add_normalization_v2") else net.add_normalization
-        layer = add(x, gamma, beta, 1 << (rank - 1))
+        layer = backend.add_normalization(self.trt_network, x, gamma, beta, 1 << (rank - 1))
         layer.epsilon = eps
         return self._named(layer, "layer_norm", name).get_output(0)
 
