@@ -1,15 +1,28 @@
-"""PyTorch ``.pth``/``.pt`` checkpoints, loaded safely with ``torch.load(weights_only=True)``.
+"""PyTorch ``.pth``/``.pt``/``.bin`` checkpoints, read safely and, where possible, without torch.
+
+``torch.save`` (since 1.6) writes a zip: ``<name>/data.pkl`` (a small pickle describing the
+tensors), ``<name>/data/<key>`` (the raw storages, stored uncompressed) and ``<name>/byteorder``.
+netdef reads that format itself: the zip is
+memory-mapped, tensors become zero-copy NumPy views of their storages, and the pickle is read by
+a restricted unpickler that knows only the handful of globals a plain state_dict needs and
+imports none of them. Anything else (another global, a legacy non-zip file, a big-endian file, a
+damaged archive) goes to ``torch.load(weights_only=True)``, whose allow-list is a superset; so a
+file whose unpickling would run arbitrary code is refused either way, never executed.
 
 Training scripts often save ``{"state_dict": ...}`` or ``{"model": ..., "optimizer": ...}``;
-the tensors are found wherever they are nested. A file whose unpickling would run arbitrary
-code is refused rather than executed.
+the tensors are found wherever they are nested.
 """
 
 from __future__ import annotations
 
+import mmap
 import pickle
 import re
-from collections.abc import Mapping
+import struct
+import sys
+import zipfile
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +38,248 @@ _WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "we
 @register_reader(".pth", ".pt", ".bin")
 def read_torch(path: Path) -> dict[str, np.ndarray]:
     try:
+        obj = read_torch_zip(path)
+    except UnsafeGlobalError as exc:
+        if not _torch_available():  # torch would refuse it too: say so without it
+            raise _refusal(path, str(exc)) from None
+        obj = None
+    except Exception:  # noqa: BLE001 - anything unusual is torch.load's to read (or to explain)
+        obj = None
+    if obj is None:
+        return _read_with_torch(path)
+    state = _find_state_dict(obj, lambda v: isinstance(v, np.ndarray))
+    if state is None:
+        raise CheckpointError(f"{path}: no tensors found (top-level type {type(obj).__name__})")
+    return dict(state)
+
+
+# ---------------------------------------------------------------------------- torch-free zip reader
+
+
+class UnsafeGlobalError(pickle.UnpicklingError):
+    """The pickle names a global outside netdef's allow-list (it was not imported)."""
+
+
+class _Fallback(Exception):
+    """Valid, perhaps, but not something the torch-free reader handles: torch.load decides."""
+
+
+_STORAGE_DTYPES = {
+    "FloatStorage": np.dtype(np.float32),
+    "DoubleStorage": np.dtype(np.float64),
+    "HalfStorage": np.dtype(np.float16),
+    "BFloat16Storage": np.dtype(bfloat16),
+    "LongStorage": np.dtype(np.int64),
+    "IntStorage": np.dtype(np.int32),
+    "ShortStorage": np.dtype(np.int16),
+    "CharStorage": np.dtype(np.int8),
+    "ByteStorage": np.dtype(np.uint8),
+    "BoolStorage": np.dtype(np.bool_),
+    "ComplexFloatStorage": np.dtype(np.complex64),
+    "ComplexDoubleStorage": np.dtype(np.complex128),
+}
+_TORCH_DTYPES = {  # torch.<name> as written for _rebuild_tensor_v3 (dtypes without a legacy storage class)
+    "float32": np.dtype(np.float32),
+    "float64": np.dtype(np.float64),
+    "float16": np.dtype(np.float16),
+    "bfloat16": np.dtype(bfloat16),
+    "float8_e4m3fn": np.dtype(float8_e4m3fn),
+    "float8_e5m2": np.dtype(float8_e5m2),
+    "int64": np.dtype(np.int64),
+    "int32": np.dtype(np.int32),
+    "int16": np.dtype(np.int16),
+    "int8": np.dtype(np.int8),
+    "uint8": np.dtype(np.uint8),
+    "uint16": np.dtype(np.uint16),
+    "uint32": np.dtype(np.uint32),
+    "uint64": np.dtype(np.uint64),
+    "bool": np.dtype(np.bool_),
+    "complex64": np.dtype(np.complex64),
+    "complex128": np.dtype(np.complex128),
+}
+
+
+class _StorageType:
+    """Stands in for ``torch.FloatStorage`` & co. (``UntypedStorage``: bytes, typed by the tensor)."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.dtype = np.dtype(np.uint8) if name == "UntypedStorage" else _STORAGE_DTYPES[name]
+
+
+class _Dtype:
+    """Stands in for a ``torch.<dtype>`` global."""
+
+    def __init__(self, name: str):
+        self.dtype = _TORCH_DTYPES[name]
+
+
+def read_torch_zip(path: Path) -> Any:
+    """The object ``torch.save`` wrote to ``path``, tensors as read-only NumPy arrays, without torch.
+
+    Raises :class:`UnsafeGlobalError` for a global outside the allow-list and other exceptions
+    for files this reader does not handle (legacy format, big-endian, damaged archives).
+    """
+    with open(path, "rb") as f:
+        if f.read(4) != b"PK\x03\x04":
+            raise _Fallback("not a zip archive (legacy torch.save format)")
+        buffer = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    with zipfile.ZipFile(path) as archive:
+        entries = {info.filename: info for info in archive.infolist()}
+        pickles = [name for name in entries if name.endswith("/data.pkl") and name.count("/") == 1]
+        if len(pickles) != 1:
+            raise _Fallback(f"expected one <name>/data.pkl, found {pickles}")
+        prefix = pickles[0][: -len("data.pkl")]
+        byteorder = entries.get(prefix + "byteorder")
+        if byteorder is not None and archive.read(byteorder).decode() != sys.byteorder:
+            raise _Fallback("byte order differs from this machine's")
+        storages: dict[str, np.ndarray] = {}
+
+        def storage_bytes(key: str) -> np.ndarray:
+            if key not in storages:
+                storages[key] = _entry_bytes(archive, buffer, entries[f"{prefix}data/{key}"])
+            return storages[key]
+
+        return _TensorUnpickler(archive.read(pickles[0]), storage_bytes).load()
+
+
+def _entry_bytes(archive: zipfile.ZipFile, buffer: mmap.mmap, info: zipfile.ZipInfo) -> np.ndarray:
+    """A zip entry's bytes: a view of the mapped file when stored uncompressed, else a decompressed copy."""
+    if info.compress_type != zipfile.ZIP_STORED:
+        return np.frombuffer(archive.read(info), np.uint8)
+    header = buffer[info.header_offset : info.header_offset + 30]
+    if len(header) != 30 or header[:4] != b"PK\x03\x04":
+        raise _Fallback(f"{info.filename}: bad local header")
+    name_length, extra_length = struct.unpack("<HH", header[26:30])
+    start = info.header_offset + 30 + name_length + extra_length
+    if start + info.file_size > len(buffer):
+        raise _Fallback(f"{info.filename}: entry runs past the end of the file")
+    return np.frombuffer(buffer, np.uint8, info.file_size, start)
+
+
+class _TensorUnpickler(pickle.Unpickler):
+    """Unpickles ``data.pkl`` with a fixed allow-list of globals, none of them imported."""
+
+    def __init__(self, data: bytes, storage_bytes: Callable[[str], np.ndarray]):
+        import io
+
+        super().__init__(io.BytesIO(data))
+        self._storage_bytes = storage_bytes
+
+    def find_class(self, module: str, name: str) -> Any:
+        module = "builtins" if module == "__builtin__" else module  # Python 2 names in protocol 2 pickles
+        allowed = _ALLOWED.get(f"{module}.{name}")
+        if allowed is not None:
+            return allowed
+        if module == "torch" and name in _STORAGE_DTYPES:
+            return _StorageType(name)
+        if module == "torch.storage" and name == "UntypedStorage":
+            return _StorageType(name)
+        if module == "torch" and name in _TORCH_DTYPES:
+            return _Dtype(name)
+        raise UnsafeGlobalError(f"Unsupported global: GLOBAL {module}.{name} is not a plain tensor type")
+
+    def persistent_load(self, pid: Any) -> Any:
+        if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"):
+            raise _Fallback(f"unknown persistent id {pid!r}")
+        _, storage_type, key, _location, numel = pid
+        if not isinstance(storage_type, _StorageType):
+            raise _Fallback(f"unknown storage type {storage_type!r}")
+        raw = self._storage_bytes(str(key))
+        nbytes = int(numel) * storage_type.dtype.itemsize
+        if raw.size < nbytes:
+            raise _Fallback(f"storage {key} holds {raw.size} bytes, {nbytes} expected")
+        return _Storage(raw[:nbytes], storage_type.dtype)
+
+
+class _Storage:
+    def __init__(self, raw: np.ndarray, dtype: np.dtype):
+        self.raw, self.dtype = raw, dtype
+
+
+def _rebuild_tensor_v2(storage, offset, size, stride, requires_grad, hooks, metadata=None):
+    if metadata:  # e.g. conjugate or negative bits: torch's job
+        raise _Fallback("tensor metadata")
+    return _as_array(storage, storage.dtype, offset, size, stride)
+
+
+def _rebuild_tensor_v3(storage, offset, size, stride, requires_grad, hooks, dtype, metadata=None):
+    if metadata or not isinstance(dtype, _Dtype):
+        raise _Fallback("tensor metadata or unknown dtype")
+    return _as_array(storage, dtype.dtype, offset, size, stride)
+
+
+def _as_array(storage: _Storage, dtype: np.dtype, offset: int, size: tuple, stride: tuple) -> np.ndarray:
+    """The tensor ``(offset, size, stride)`` (in elements) of ``storage``: a view if contiguous, else a copy."""
+    if not isinstance(storage, _Storage):
+        raise _Fallback("tensor without a storage")
+    raw = storage.raw[: storage.raw.size - storage.raw.size % dtype.itemsize]
+    size, stride, offset = tuple(int(s) for s in size), tuple(int(s) for s in stride), int(offset)
+    if len(size) != len(stride) or min((*size, *stride, offset), default=0) < 0:
+        raise _Fallback(f"bad size {size} / stride {stride} / offset {offset}")
+    if 0 in size:
+        return np.zeros(size, dtype)
+    if raw.ctypes.data % dtype.alignment:  # storages of old files need not be aligned
+        raw = raw.copy()
+    count = raw.size // dtype.itemsize
+    last = offset + sum((n - 1) * s for n, s in zip(size, stride, strict=True))
+    if last >= count:
+        raise _Fallback(f"tensor reaches element {last} of a storage of {count}")
+    strides = tuple(s * dtype.itemsize for s in stride)
+    # np.ndarray, not as_strided: as_strided's __array_interface__ cannot carry ml_dtypes' bfloat16/float8.
+    array = np.ndarray(size, dtype, buffer=raw, offset=offset * dtype.itemsize, strides=strides)
+    array = array if array.flags.c_contiguous else np.ascontiguousarray(array)
+    array.flags.writeable = False
+    return array
+
+
+def _rebuild_parameter(data, requires_grad, hooks):
+    return data
+
+
+def _rebuild_parameter_with_state(data, requires_grad, hooks, state):
+    return data
+
+
+def _device(*args):
+    return "cpu"
+
+
+_ALLOWED: dict[str, Any] = {
+    "collections.OrderedDict": OrderedDict,
+    "collections.Counter": Counter,
+    "builtins.set": set,
+    "builtins.frozenset": frozenset,
+    "builtins.bytearray": bytearray,
+    "builtins.complex": complex,
+    "_codecs.encode": lambda text, encoding="latin-1": str(text).encode(encoding),  # bytes, pickle protocol 2
+    "torch.Size": lambda dims=(): tuple(dims),
+    "torch.device": _device,
+    "torch._utils._rebuild_tensor_v2": _rebuild_tensor_v2,
+    "torch._utils._rebuild_tensor_v3": _rebuild_tensor_v3,
+    "torch._utils._rebuild_parameter": _rebuild_parameter,
+    "torch._utils._rebuild_parameter_with_state": _rebuild_parameter_with_state,
+}
+
+
+# ---------------------------------------------------------------------------- torch.load (fallback)
+
+
+def _torch_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("torch") is not None
+
+
+def _refusal(path: Path, detail: str) -> CheckpointError:
+    return CheckpointError(
+        f"{path}: refused: this file needs arbitrary code to unpickle ({detail}). Re-save it as a plain "
+        "state_dict (torch.save(model.state_dict(), ...)) or convert it with safetensors."
+    )
+
+
+def _read_with_torch(path: Path) -> dict[str, np.ndarray]:
+    try:
         import torch
     except ImportError:
         raise CheckpointError(
@@ -39,17 +294,14 @@ def read_torch(path: Path) -> dict[str, np.ndarray]:
         detail = _weights_only_detail(exc)
         if "GLOBAL" not in detail:
             raise CheckpointError(f"{path}: not a readable PyTorch checkpoint: {detail}") from None
-        raise CheckpointError(
-            f"{path}: refused: this file needs arbitrary code to unpickle ({detail}). Re-save it as a plain "
-            "state_dict (torch.save(model.state_dict(), ...)) or convert it with safetensors."
-        ) from None
+        raise _refusal(path, detail) from None
     except Exception as exc:  # noqa: BLE001 - torch raises many types for damaged or foreign files
         form = "zip archive" if is_zip else "no zip archive; read as a legacy torch.save file"
         first = (str(exc).splitlines() or [""])[0]
         raise CheckpointError(
             f"{path}: not a readable PyTorch checkpoint ({form}): {type(exc).__name__} {first}"
         ) from None
-    state = _find_state_dict(obj, torch)
+    state = _find_state_dict(obj, lambda v: isinstance(v, torch.Tensor))
     if state is None:
         raise CheckpointError(f"{path}: no tensors found (top-level type {type(obj).__name__})")
     arrays, problems = {}, []
@@ -75,15 +327,16 @@ def _weights_only_detail(exc: Exception) -> str:
     return (useful or lines or [type(exc).__name__])[0]
 
 
-def _find_state_dict(obj: Any, torch: Any) -> Mapping[str, Any] | None:
+def _find_state_dict(obj: Any, is_tensor: Callable[[Any], bool]) -> Mapping[str, Any] | None:
+    """The mapping of tensors in ``obj``: itself, or nested under a usual key (``state_dict``, ``model``, ...)."""
     if not isinstance(obj, Mapping):
         return None
-    tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    tensors = {k: v for k, v in obj.items() if is_tensor(v)}
     if tensors and len(tensors) == len(obj):
         return tensors
     for key in _WRAPPER_KEYS:  # before loose top-level tensors such as {"model": ..., "step": tensor(3)}
         if key in obj:
-            found = _find_state_dict(obj[key], torch)
+            found = _find_state_dict(obj[key], is_tensor)
             if found is not None:
                 return found
     return tensors or None
