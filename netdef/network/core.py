@@ -7,10 +7,12 @@ inputs and outputs, and the list of problems found while defining the network.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+import ml_dtypes
 import numpy as np
 
 from netdef import backend
@@ -140,16 +142,15 @@ class NetworkCore:
         """
         full = self.qualified(key)
         shape = tuple(int(d) for d in shape)
-        placeholder = np.zeros(shape, np.float32)
         self.expected[full] = shape
         if full not in self.checkpoint:
             near = self.checkpoint.closest(full)
             hint = f" (closest: {', '.join(near)})" if near else ""
             self.problems.append(f"missing weight {full!r}, expected shape {shape}{hint}")
-            return placeholder
+            return np.zeros(shape, np.float32)
         self._used_keys.add(full)
         array = self.checkpoint[full]
-        if tuple(array.shape) != shape:
+        if array.shape != shape:
             if array.ndim == 1 and array.size == math.prod(shape) and array.size > 0:
                 array = array.reshape(shape)
             else:
@@ -157,10 +158,11 @@ class NetworkCore:
                     f"weight {full!r}: expected shape {shape} ({math.prod(shape)} values), "
                     f"checkpoint has {tuple(array.shape)} ({array.size} values)"
                 )
-                return placeholder
+                return np.zeros(shape, np.float32)
         array = np.asarray(array, dtype=np.float32)
-        if not np.isfinite(array).all():
-            bad = int(array.size - np.isfinite(array).sum())
+        finite = np.isfinite(array)
+        if not finite.all():
+            bad = int(array.size - np.count_nonzero(finite))
             self.problems.append(f"weight {full!r}: {bad} of {array.size} values are NaN or Inf")
         return array
 
@@ -180,8 +182,19 @@ class NetworkCore:
         return converted
 
     def _check_conversion(self, name: str, source: np.ndarray, converted: np.ndarray) -> None:
-        """Record values that became Inf in the conversion to a narrower float (fp16 tops out at 65504)."""
-        overflow = int(np.count_nonzero(np.isinf(converted.astype(np.float32)) & np.isfinite(source)))
+        """Record values that became Inf in the conversion to a narrower float (fp16 tops out at 65504).
+
+        Cheap when nothing can overflow: the source's range is compared with the target's largest
+        finite value (min/max: no temporary arrays); only a range beyond it, or NaN/Inf in the
+        source, costs an element-wise look at the converted array.
+        """
+        if source.size == 0:
+            return
+        limit = _largest_finite(converted.dtype)
+        low, high = float(np.min(source)), float(np.max(source))  # NaN propagates and fails the test below
+        if -limit <= low and high <= limit:
+            return
+        overflow = int(np.count_nonzero(np.isinf(converted) & np.isfinite(source)))
         if overflow:
             largest = float(np.max(np.abs(source[np.isfinite(source)])))
             self.problems.append(
@@ -279,3 +292,9 @@ class NetworkCore:
             return tuple(tensor.shape)
         except RuntimeError:
             raise NetworkDefinitionError(f"TensorRT cannot infer the shape of tensor {tensor.name!r}") from None
+
+
+@functools.cache
+def _largest_finite(dtype: np.dtype) -> float:
+    """The largest finite value of float ``dtype`` (ml_dtypes' finfo knows bfloat16 too)."""
+    return float(ml_dtypes.finfo(dtype).max)

@@ -1,0 +1,67 @@
+"""Network.weight_array: the cheap overflow check (range against the target's largest value) finds
+exactly the values a narrower float turns into Inf, and nothing else."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from netdef.network import Network
+from netdef.weights.dtypes import bfloat16
+
+TARGETS = {"fp16": np.dtype(np.float16), "bf16": bfloat16}
+
+
+def _exact_overflow(values: np.ndarray, target: np.dtype) -> int:
+    """Element by element, the slow way: finite in the source, Inf after the cast."""
+    with np.errstate(over="ignore"):
+        converted = values.astype(target).astype(np.float64)
+    return int(np.count_nonzero(np.isinf(converted) & np.isfinite(values)))
+
+
+def _overflow_problems(precision: str, values: np.ndarray) -> list[str]:
+    net = Network({}, precision=precision)
+    stored = net.weight_array("w", values)
+    assert stored.dtype == TARGETS[precision] and stored.flags.c_contiguous
+    return [p for p in net.problems if "overflow" in p]
+
+
+@pytest.mark.parametrize(
+    ("values", "overflows"),
+    [
+        ([65504.0, -65504.0, 1.0], 0),  # float16's largest finite value
+        ([65519.0, -65519.0], 0),  # rounds down to 65504
+        ([65520.0, 1.0, -7e4], 2),  # rounds up to Inf
+        ([np.inf, -np.inf, np.nan, 3.0], 0),  # already not finite: not an overflow
+        ([np.nan, 1e5], 1),  # NaN must not hide an overflow
+        ([], 0),
+    ],
+)
+def test_fp16_overflow_boundaries(values, overflows):
+    problems = _overflow_problems("fp16", np.array(values, np.float32))
+    assert len(problems) == (1 if overflows else 0)
+    if overflows:
+        assert f"{overflows} value(s) overflow float16" in problems[0]
+
+
+def test_bf16_overflow():
+    big = np.float32(np.finfo(np.float32).max)
+    problems = _overflow_problems("bf16", np.array([big, 1.0, -big], np.float32))
+    assert problems and "2 value(s) overflow bfloat16" in problems[0]
+    assert not _overflow_problems("bf16", np.array([3e38, -3e38, np.inf], np.float32))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.sampled_from(sorted(TARGETS)),
+    st.lists(st.floats(width=32, allow_nan=True, allow_infinity=True), min_size=1, max_size=20),
+)
+def test_overflow_count_agrees_with_elementwise(precision, values):
+    array = np.array(values, np.float32)
+    problems = _overflow_problems(precision, array)
+    expected = _exact_overflow(array, TARGETS[precision])
+    assert len(problems) == (1 if expected else 0)
+    if expected:
+        assert f"{expected} value(s) overflow" in problems[0]
