@@ -56,7 +56,7 @@ def child(args: argparse.Namespace) -> None:
     marks: dict[str, float] = {}
     from netdef import backend  # noqa: F401  (imports TensorRT)
 
-    if args.path in ("A", "D"):
+    if args.path == "A":  # D reads .pth without torch (netdef.weights.torch_io); its result says if torch came in
         import torch  # noqa: F401
     if args.path != "A":  # netdef's own modules: checkpoint readers, architectures, build
         import architectures
@@ -81,6 +81,7 @@ def child(args: argparse.Namespace) -> None:
         "peak_rss_kib": usage.ru_maxrss,
         "vm_hwm_kib": _vm_hwm_kib(),
         "engine_bytes": len(plan),
+        "torch_imported": "torch" in sys.modules,
         **extra,
     }
     Path(args.result).write_text(json.dumps(result))
@@ -244,6 +245,7 @@ def median_result(runs: list[dict]) -> dict:
     merged["stages"] = {s: statistics.median(r["stages"][s] for r in runs) for s in STAGES}
     merged["engine_bytes"] = statistics.median(r["engine_bytes"] for r in runs)
     merged["runs"] = len(runs)
+    merged["torch_imported"] = any(r.get("torch_imported", False) for r in runs)
     if "export_seconds" in runs[0]:
         merged["export_seconds"] = statistics.median(r["export_seconds"] for r in runs)
     return merged
@@ -282,7 +284,7 @@ def markdown(results: dict, meta: dict) -> str:
         f"(ONNX exporter: {meta['exporter']}); median of {meta['runs']} run(s), each path in a fresh process; "
         f"load average (1, 5, 15 min) at the start {meta['load']}; {meta['minutes']} minutes in all.",
         "",
-        "Seconds per stage: import = TensorRT, plus torch for A and D, plus netdef's readers, architectures and "
+        "Seconds per stage: import = TensorRT, plus torch for A, plus netdef's readers, architectures and "
         "build modules for B-E; read = checkpoint to arrays (A: torch.load + load_state_dict); define = network "
         "definition (A: ONNX export + parse, the export alone in brackets); build = build_serialized_network "
         "(C's is the bare build of an already-defined network); process = the child's wall time including "
@@ -301,6 +303,8 @@ def markdown(results: dict, meta: dict) -> str:
                 f"{s['read']:.3f} | {define} | {s['build']:.2f} | {r['total']:.2f} | {r['process_wall']:.2f} | "
                 f"{r['peak_rss_kib'] / 1024:.0f} | {r['engine_bytes'] / 2**20:.2f} |"
             )
+    with_torch = sorted({p for paths in results.values() for p, r in paths.items() if r.get("torch_imported")})
+    lines += ["", f"Paths whose process imported torch (checked in the child): {', '.join(with_torch) or 'none'}."]
     lines += ["", "Ratios against the targets (✓ met, ✗ not met):", ""]
     header = ["ratio", "target"] + [f"{MODELS[m]} {p} b{b}" for m, p, b in results]
     lines += ["| " + " | ".join(header) + " |", "|---|---|" + "--:|" * len(results)]
