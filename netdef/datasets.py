@@ -80,17 +80,13 @@ def digits_split(seed: int = 0, test_fraction: float = 0.2) -> DigitsSplit:
         from sklearn.datasets import load_digits
         from sklearn.model_selection import train_test_split
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "netdef.datasets.digits_split needs scikit-learn: pip install scikit-learn"
-        ) from exc
+        raise ImportError("netdef.datasets.digits_split needs scikit-learn: pip install scikit-learn") from exc
 
     digits = load_digits()
     images = np.asarray(digits.images, dtype=np.float64) / 16.0
     x = upscale_bilinear(images, DIGITS_SIZE)[:, None, :, :]
     y = np.asarray(digits.target, dtype=np.int64)
-    x_train, x_test, y_train, y_test = train_test_split(
-        x, y, test_size=test_fraction, stratify=y, random_state=seed
-    )
+    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=test_fraction, stratify=y, random_state=seed)
     return DigitsSplit(
         np.ascontiguousarray(x_train),
         np.ascontiguousarray(y_train),

@@ -92,7 +92,7 @@ class LayersMixin(NetworkCore):
         bn_keys = [self.qualified(f"{bn}.{p}") for p in ("weight", "bias", "running_mean", "running_var")]
         conv_keys = [self.qualified(f"{name}.weight")] + ([self.qualified(f"{name}.bias")] if bias is not None else [])
         sources = {f"{name}.weight": conv_keys[:1] + bn_keys, f"{name}.bias": conv_keys[1:] + bn_keys}
-        return folded_weight.astype(np.float32), folded_bias.astype(np.float32), sources
+        return folded_weight.astype(np.float32, copy=False), folded_bias.astype(np.float32, copy=False), sources
 
     def _batch_norm_scale(self, bn: str, gamma: np.ndarray, var: np.ndarray, eps: float) -> np.ndarray:
         """``gamma / sqrt(var + eps)``; channels where ``var + eps <= 0`` are a problem (they would be NaN)."""

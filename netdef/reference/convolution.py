@@ -64,9 +64,7 @@ def convolution(node, inputs):
     kernel_size, stride, dilation, pre, post, mode = _geometry(node, spatial)
     weights, bias = _kernel_and_bias(node, inputs, (maps, x.shape[1] // groups) + tuple(kernel_size))
     dilated = [1 + dilation[i] * (kernel_size[i] - 1) for i in range(spatial)]
-    axes = [
-        forward_window(mode, x.shape[2 + i], dilated[i], stride[i], pre[i], post[i]) for i in range(spatial)
-    ]
+    axes = [forward_window(mode, x.shape[2 + i], dilated[i], stride[i], pre[i], post[i]) for i in range(spatial)]
     padded = pad(x, [a.pre for a in axes], [a.post + a.extra for a in axes])
     out = correlate(padded, weights, tuple(stride), tuple(dilation), tuple(a.out for a in axes), groups)
     if bias is not None:
@@ -149,9 +147,7 @@ def deconvolution(node, inputs):
             for f, d, size, s in zip(offset, dilation, x.shape[2:], stride, strict=True)
         )
         full[lead + target] += cols[lead + offset]
-    axes = [
-        deconv_window(mode, x.shape[2 + i], dilated[i], stride[i], pre[i], post[i]) for i in range(spatial)
-    ]
+    axes = [deconv_window(mode, x.shape[2 + i], dilated[i], stride[i], pre[i], post[i]) for i in range(spatial)]
     out = pad(full, [-a.pre for a in axes], [-a.post for a in axes])
     if bias is not None:
         out = out + bias.reshape((1, -1) + (1,) * spatial)

@@ -152,8 +152,7 @@ class ReferenceExecutor:
             array = round_to(array, dtype)
         expected = node.output_shapes[index]
         if expected is not None and (
-            len(expected) != array.ndim
-            or any(e != -1 and e != a for e, a in zip(expected, array.shape, strict=True))
+            len(expected) != array.ndim or any(e != -1 and e != a for e, a in zip(expected, array.shape, strict=True))
         ):
             raise LayerExecutionError(
                 f"{_where(node)} output {index} '{node.outputs[index]}': computed shape {array.shape}, "

@@ -99,9 +99,7 @@ def _cubic(x, axis, coords, a, exclude_outside):
     indices = [low + k for k in (-1, 0, 1, 2)]
     weights = [_cubic_weight(frac - k, a) for k in (-1, 0, 1, 2)]
     if exclude_outside:
-        weights = [
-            np.where((i >= 0) & (i < n), w, 0).astype(FLOAT32) for i, w in zip(indices, weights, strict=True)
-        ]
+        weights = [np.where((i >= 0) & (i < n), w, 0).astype(FLOAT32) for i, w in zip(indices, weights, strict=True)]
         total = sum(weights)
         weights = [w / total for w in weights]
     return _weighted(x, axis, [(np.clip(i, 0, n - 1), w) for i, w in zip(indices, weights, strict=True)])

@@ -19,9 +19,7 @@ def _reshape_dims(node, inputs) -> tuple[int, ...] | None:
     return node.dims("reshape_dims")
 
 
-def resolve_reshape(
-    dims: tuple[int, ...], shape: tuple[int, ...], zero_is_placeholder: bool
-) -> tuple[int, ...]:
+def resolve_reshape(dims: tuple[int, ...], shape: tuple[int, ...], zero_is_placeholder: bool) -> tuple[int, ...]:
     """Reshape dimensions with 0 (copy the input's length at that index) and -1 (inferred) resolved."""
     out = [shape[i] if (d == 0 and zero_is_placeholder) else d for i, d in enumerate(dims)]
     if out.count(-1) > 1:

@@ -100,7 +100,6 @@ def strided_slices(
     lead = (slice(None),) * (x.ndim - len(window))
     for offset in itertools.product(*(range(k) for k in window)):
         index = tuple(
-            slice(k * d, k * d + (n - 1) * s + 1, s)
-            for k, d, n, s in zip(offset, dilation, out, stride, strict=True)
+            slice(k * d, k * d + (n - 1) * s + 1, s) for k, d, n, s in zip(offset, dilation, out, stride, strict=True)
         )
         yield offset, x[lead + index]

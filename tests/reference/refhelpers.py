@@ -15,9 +15,7 @@ from netdef.backend import create_builder, create_network, trt
 from netdef.reference import ReferenceExecutor, Result
 from netdef.reference.readback import tensor_shape
 
-SETTINGS = settings(
-    max_examples=int(os.environ.get("NETDEF_REFERENCE_EXAMPLES", "20")), deadline=None, print_blob=True
-)
+SETTINGS = settings(max_examples=int(os.environ.get("NETDEF_REFERENCE_EXAMPLES", "20")), deadline=None, print_blob=True)
 """Hypothesis settings shared by the layer tests: modest example counts (raise them with the environment
 variable NETDEF_REFERENCE_EXAMPLES for a deeper search), no deadline."""
 
@@ -49,9 +47,7 @@ class Net:
         return self.network.add_constant(array.shape, array).get_output(0)
 
     def output(self, layer_or_tensor, index: int = 0):
-        tensor = (
-            layer_or_tensor if isinstance(layer_or_tensor, trt.ITensor) else layer_or_tensor.get_output(index)
-        )
+        tensor = layer_or_tensor if isinstance(layer_or_tensor, trt.ITensor) else layer_or_tensor.get_output(index)
         self.network.mark_output(tensor)
         return tensor
 

@@ -125,9 +125,7 @@ def test_convolution_padding_modes(case, mode_name):
     expected = _torch_conv(x, kernel, bias, case, pads)
     close(got, expected, rtol=1e-4, atol=1e-4)
     if mode != trt.PaddingMode.EXPLICIT_ROUND_UP:
-        assert got.shape[2:] == tuple(
-            math.ceil(i / s) for i, s in zip(case["size"], case["stride"], strict=True)
-        )
+        assert got.shape[2:] == tuple(math.ceil(i / s) for i, s in zip(case["size"], case["stride"], strict=True))
 
 
 @SETTINGS
@@ -219,9 +217,7 @@ def test_deconvolution_matches_torch_conv_transpose(case):
 
 
 @SETTINGS
-@given(
-    st.integers(1, 4), st.integers(1, 3), st.sampled_from(["SAME_UPPER", "SAME_LOWER"]), st.integers(0, 2**31)
-)
+@given(st.integers(1, 4), st.integers(1, 3), st.sampled_from(["SAME_UPPER", "SAME_LOWER"]), st.integers(0, 2**31))
 def test_deconvolution_same_padding(kernel, stride, mode_name, seed):
     rng = np.random.default_rng(seed)
     net = Net()

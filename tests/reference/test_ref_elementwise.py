@@ -62,9 +62,7 @@ def test_float_elementwise_broadcasts_like_torch(op, shapes, seed):
     if op in ("DIV", "FLOOR_DIV"):
         b = np.where(np.abs(b) < 0.1, np.float32(0.5), b)
     net = Net()
-    layer = net.network.add_elementwise(
-        net.input("a", a), net.input("b", b), getattr(trt.ElementWiseOperation, op)
-    )
+    layer = net.network.add_elementwise(net.input("a", a), net.input("b", b), getattr(trt.ElementWiseOperation, op))
     got = net.compute(layer)
     expected = FLOAT_BINARY[op](t(a), t(b))
     if expected.dtype == torch.bool:
@@ -87,9 +85,7 @@ def test_integer_elementwise_matches_torch(op, shapes, dtype, seed):
     b = rng.integers(-9, 9, shapes[1]).astype(dtype)
     b[b == 0] = 3
     net = Net()
-    layer = net.network.add_elementwise(
-        net.input("a", a), net.input("b", b), getattr(trt.ElementWiseOperation, op)
-    )
+    layer = net.network.add_elementwise(net.input("a", a), net.input("b", b), getattr(trt.ElementWiseOperation, op))
     got = net.compute(layer)
     expected = INT_BINARY[op](t(a), t(b)).numpy()
     assert got.dtype == expected.dtype
@@ -102,9 +98,7 @@ def test_bool_elementwise_matches_torch(op, shapes, seed):
     rng = np.random.default_rng(seed)
     a, b = rng.random(shapes[0]) < 0.5, rng.random(shapes[1]) < 0.5
     net = Net()
-    layer = net.network.add_elementwise(
-        net.input("a", a), net.input("b", b), getattr(trt.ElementWiseOperation, op)
-    )
+    layer = net.network.add_elementwise(net.input("a", a), net.input("b", b), getattr(trt.ElementWiseOperation, op))
     np.testing.assert_array_equal(net.compute(layer), BOOL_BINARY[op](t(a), t(b)).numpy())
 
 

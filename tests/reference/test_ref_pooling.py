@@ -70,9 +70,7 @@ def _documented_pooling(x, kind, window, stride, pre, post, mode, excludes, blen
         if mode in ("SAME_UPPER", "SAME_LOWER"):
             out = math.ceil(size / s)
             total = max((size - 1) // s * s + f - size, 0)
-            b, a = (
-                (total // 2, total - total // 2) if mode == "SAME_UPPER" else (total - total // 2, total // 2)
-            )
+            b, a = (total // 2, total - total // 2) if mode == "SAME_UPPER" else (total - total // 2, total // 2)
         elif mode == "EXPLICIT_ROUND_UP":
             out = math.ceil((size + b + a - f) / s) + 1
         else:
@@ -83,9 +81,7 @@ def _documented_pooling(x, kind, window, stride, pre, post, mode, excludes, blen
     result = np.zeros(x.shape[:2] + tuple(outs), np.float64)
     for position in itertools.product(*(range(o) for o in outs)):
         starts = [p * s - b for p, s, b in zip(position, stride, before, strict=True)]
-        inside = tuple(
-            slice(max(st_, 0), min(st_ + f, n)) for st_, f, n in zip(starts, window, sizes, strict=True)
-        )
+        inside = tuple(slice(max(st_, 0), min(st_ + f, n)) for st_, f, n in zip(starts, window, sizes, strict=True))
         values = x[(slice(None), slice(None)) + inside].reshape(x.shape[0], x.shape[1], -1).astype(np.float64)
         maximum = values.max(axis=-1)
         if excludes:
@@ -117,9 +113,7 @@ def _documented_pooling(x, kind, window, stride, pre, post, mode, excludes, blen
     st.integers(0, 2**31),
     st.data(),
 )
-def test_pooling_padding_modes_and_asymmetric_padding(
-    kind, mode, window, stride, excludes, blend, seed, data
-):
+def test_pooling_padding_modes_and_asymmetric_padding(kind, mode, window, stride, excludes, blend, seed, data):
     pre = [data.draw(st.integers(0, f - 1)) for f in window]
     post = [data.draw(st.integers(0, f - 1)) for f in window]
     sizes = [data.draw(st.integers(f, f + 5)) for f in window]

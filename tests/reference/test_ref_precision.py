@@ -73,9 +73,7 @@ def test_bf16_elementwise_rounds_to_bfloat16(seed):
     assert got.dtype == BF16
     np.testing.assert_array_equal(got.astype(np.float32), exact.astype(BF16).astype(np.float32))
     assert np.any(got.astype(np.float32) != exact)
-    expected = (
-        torch.from_numpy(a.astype(np.float32)).bfloat16() + torch.from_numpy(b.astype(np.float32)).bfloat16()
-    )
+    expected = torch.from_numpy(a.astype(np.float32)).bfloat16() + torch.from_numpy(b.astype(np.float32)).bfloat16()
     np.testing.assert_array_equal(got.astype(np.float32), expected.float().numpy())
 
 

@@ -31,9 +31,7 @@ def test_quantize_int8_per_tensor_matches_torch(scale, seed):
 
 
 @SETTINGS
-@given(
-    st.lists(st.sampled_from(POWERS_OF_TWO), min_size=3, max_size=3), st.integers(0, 2), st.integers(0, 2**31)
-)
+@given(st.lists(st.sampled_from(POWERS_OF_TWO), min_size=3, max_size=3), st.integers(0, 2), st.integers(0, 2**31))
 def test_quantize_int8_per_channel_matches_torch(scales, axis, seed):
     shape = [3, 3, 3]
     x = rand(np.random.default_rng(seed), *shape, scale=20)
@@ -69,9 +67,7 @@ def test_quantize_fp8_matches_torch_float8(scale, seed):
 def test_dequantize_int8_per_tensor(scale, seed):
     q = np.random.default_rng(seed).integers(-128, 128, (2, 5)).astype(np.int8)
     net = Net()
-    layer = net.network.add_dequantize(
-        net.input("q", q), net.constant(np.array(scale, np.float32)), trt.float32
-    )
+    layer = net.network.add_dequantize(net.input("q", q), net.constant(np.array(scale, np.float32)), trt.float32)
     got = net.compute(layer)
     expected = torch.from_numpy(q).float() * scale
     assert got.dtype == np.float32
