@@ -26,6 +26,7 @@ demo: install
 	$(BIN)/netdef info out/lenet.engine
 
 test: install
+	$(BIN)/ruff check netdef architectures tests examples benchmarks
 	$(BIN)/python -m pytest -q -m "not slow"
 
 test-all: install
