@@ -30,27 +30,6 @@ MAX_SHIFT = 2  # augmentation: random translation of up to this many pixels each
 TEST_FRACTION = 0.2
 
 
-class LeNet(nn.Module):
-    """TensorRT's MNIST sample network (``sampleMNISTAPI``): 1x28x28 in, 10 logits out.
-
-    conv1 (20, 5x5) -> maxpool 2/2 -> conv2 (50, 5x5) -> maxpool 2/2 -> fc1 (800 -> 500) -> ReLU
-    -> fc2 (500 -> 10). No ReLU after the convolutions; softmax is applied at inference.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 20, kernel_size=5)
-        self.conv2 = nn.Conv2d(20, 50, kernel_size=5)
-        self.fc1 = nn.Linear(800, 500)
-        self.fc2 = nn.Linear(500, 10)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = nn.functional.max_pool2d(self.conv1(x), kernel_size=2, stride=2)
-        x = nn.functional.max_pool2d(self.conv2(x), kernel_size=2, stride=2)
-        x = torch.relu(self.fc1(torch.flatten(x, 1)))
-        return self.fc2(x)
-
-
 def random_shift(x: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch.Tensor:
     """Translate each ``(N, 1, H, W)`` image by a random whole-pixel offset, filling with zeros."""
     n, _, h, w = x.shape
@@ -69,18 +48,19 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     return (model(x).argmax(1) == y).double().mean().item()
 
 
-def train(epochs: int, seed: int) -> tuple[LeNet, float, float]:
+def train(epochs: int, seed: int) -> tuple[nn.Module, float, float]:
     """Train LeNet with Adam on the digits split of ``seed``; return it and (train, test) accuracy."""
     if str(REPO_ROOT) not in sys.path:  # run from a checkout without installing netdef
         sys.path.insert(0, str(REPO_ROOT))
     from netdef.datasets import digits_split
+    from netdef.runtime.torch_models import lenet_module  # TensorRT's MNIST LeNet, in PyTorch
 
     torch.manual_seed(seed)
     split = digits_split(seed=seed, test_fraction=TEST_FRACTION)
     x_train, y_train = torch.from_numpy(split.x_train), torch.from_numpy(split.y_train)
     x_test, y_test = torch.from_numpy(split.x_test), torch.from_numpy(split.y_test)
 
-    model = LeNet()
+    model = lenet_module()
     optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
     gen = torch.Generator().manual_seed(seed)
     for epoch in range(epochs):

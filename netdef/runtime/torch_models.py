@@ -15,13 +15,17 @@ import numpy as np
 from netdef.errors import CheckpointError, NetdefError
 
 
-def _lenet() -> Any:
+def lenet_module(*, softmax: bool = False) -> Any:
+    """TensorRT's MNIST sample network (``sampleMNISTAPI``) in PyTorch, with netdef's parameter names.
+
+    conv1 (20, 5x5) -> maxpool 2/2 -> conv2 (50, 5x5) -> maxpool 2/2 -> fc1 (800 -> 500) -> ReLU
+    -> fc2 (500 -> 10); no ReLU after the convolutions. Logits, or probabilities with ``softmax``
+    (as the registry's ``lenet``, whose output ``prob`` is a softmax).
+    """
     import torch
     from torch import nn
 
     class LeNet(nn.Module):
-        """conv1 (20, 5x5) -> maxpool 2 -> conv2 (50, 5x5) -> maxpool 2 -> fc1 (500) -> ReLU -> fc2 -> softmax."""
-
         def __init__(self) -> None:
             super().__init__()
             self.conv1 = nn.Conv2d(1, 20, kernel_size=5)
@@ -33,12 +37,13 @@ def _lenet() -> Any:
             x = nn.functional.max_pool2d(self.conv1(x), kernel_size=2, stride=2)
             x = nn.functional.max_pool2d(self.conv2(x), kernel_size=2, stride=2)
             x = torch.relu(self.fc1(torch.flatten(x, 1)))
-            return torch.softmax(self.fc2(x), dim=1)
+            x = self.fc2(x)
+            return torch.softmax(x, dim=1) if softmax else x
 
     return LeNet()
 
 
-TORCH_MODELS: dict[str, Callable[[], Any]] = {"lenet": _lenet}
+TORCH_MODELS: dict[str, Callable[[], Any]] = {"lenet": lambda: lenet_module(softmax=True)}
 """Architecture name -> builder of an untrained PyTorch module with the same parameter names."""
 
 
