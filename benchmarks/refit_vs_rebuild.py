@@ -35,6 +35,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))  # seeded random checkpoints, shared with the tests
+
+from random_weights import perturbed, random_checkpoint  # noqa: E402
 
 from architectures import get  # noqa: E402
 from netdef import backend  # noqa: E402
@@ -48,26 +51,8 @@ def checkpoints(arch: str) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]
     """(A, B) for ``arch``."""
     if arch == "lenet":
         a = dict(Checkpoint.load(ROOT / "weights" / "lenet_digits.safetensors"))
-        rng = np.random.default_rng(1)
-        return a, {k: (v + rng.normal(0.0, 0.01, v.shape)).astype(v.dtype) for k, v in a.items()}
+        return a, perturbed(a)
     return random_checkpoint(arch, 0), random_checkpoint(arch, 1)
-
-
-def random_checkpoint(arch: str, seed: int) -> dict[str, np.ndarray]:
-    """Seeded He-scaled weights with randomized BatchNorm statistics (positive variances)."""
-    rng = np.random.default_rng(seed)
-    tensors = {}
-    for name, shape in get(arch).expected_weights().items():
-        if name.endswith("running_var"):
-            value = rng.uniform(0.5, 2.0, shape)
-        elif name.endswith("running_mean") or (len(shape) == 1 and not name.endswith(".weight")):
-            value = rng.normal(0.0, 0.1, shape)
-        elif len(shape) == 1:
-            value = rng.uniform(0.5, 1.5, shape)
-        else:
-            value = rng.normal(0.0, np.sqrt(2.0 / np.prod(shape[1:])), shape)
-        tensors[name] = value.astype(np.float32)
-    return tensors
 
 
 def build_from(arch: str, checkpoint, precision: str, refit: bool):

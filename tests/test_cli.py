@@ -11,26 +11,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_runner import netdef
 
 from netdef import backend
 from netdef.build import parse_batch, parse_size
-from netdef.cli import run_app
 from netdef.engine import Engine
 from netdef.weights.safetensors_io import write_safetensors
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def netdef(monkeypatch, capsys, *args) -> tuple[int, str, str]:
-    """Run the CLI in this process as the ``netdef`` script does: (exit code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["netdef", *map(str, args)])
-    code = 0
-    try:
-        run_app()
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def netdef_process(*args, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:

@@ -14,27 +14,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_runner import netdef
 
 import architectures
 from netdef import backend
-from netdef.cli import run_app
 from netdef.datasets import digits_split
 from netdef.reference import documentation, run, semantics
 from netdef.weights import Checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def netdef(monkeypatch, capsys, *args) -> tuple[int, str, str]:
-    """Run the CLI in this process: (exit code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["netdef", *map(str, args)])
-    code = 0
-    try:
-        run_app()
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def assert_clean_failure(code: int, err: str, *fragments: str) -> None:
