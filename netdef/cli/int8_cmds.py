@@ -18,25 +18,19 @@ from netdef.cli.build_cmds import Weights
 
 def load_calibration_data(path: Path, input_names: list[str]) -> dict[str, np.ndarray]:
     """A ``.npy`` array (the one input's samples) or a ``.npz`` (one array per input name) as input -> array."""
+    from netdef.cli.arrays import load_arrays
     from netdef.errors import CalibrationError
 
-    if not path.is_file():
-        raise CalibrationError(f"calibration data {str(path)!r} does not exist")
-    try:
-        loaded = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as exc:
-        raise CalibrationError(f"calibration data {str(path)!r} is not a .npy/.npz file: {exc}") from None
+    loaded = load_arrays(path, CalibrationError, "calibration sample")
     if isinstance(loaded, np.ndarray):
         if len(input_names) != 1:
             raise CalibrationError(
                 f"{path}: one array given, the network has inputs {input_names}: use a .npz with one array per input"
             )
         return {input_names[0]: loaded}
-    with loaded:
-        arrays = {name: loaded[name] for name in loaded.files}
-    if len(arrays) == 1 and len(input_names) == 1:
-        return {input_names[0]: next(iter(arrays.values()))}
-    return arrays
+    if len(loaded) == 1 and len(input_names) == 1:
+        return {input_names[0]: next(iter(loaded.values()))}
+    return loaded
 
 
 @app.command()

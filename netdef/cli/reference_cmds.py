@@ -10,6 +10,8 @@ import typer
 from rich.markup import escape
 
 from netdef.cli.app import app, console
+from netdef.cli.arrays import load_arrays
+from netdef.errors import NetworkInputError
 
 Arch = Annotated[str, typer.Argument(help="Architecture name (see `netdef list`).")]
 OptionalWeights = Annotated[
@@ -158,26 +160,6 @@ def explain(
 
 
 # ---------------------------------------------------------------------------------------------- inputs
-
-
-def _load_arrays(path: Path):
-    """An ``.npy`` file as one array, an ``.npz`` file as name -> array."""
-    import numpy as np
-
-    from netdef.errors import NetworkInputError
-
-    if path.suffix not in (".npy", ".npz"):
-        raise NetworkInputError(f"{path}: inputs are read from .npy (one array) or .npz (name -> array) files")
-    if not path.is_file():
-        raise NetworkInputError(f"{path}: no such input file")
-    try:
-        loaded = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as exc:
-        raise NetworkInputError(f"{path}: not a readable {path.suffix} file: {exc}") from None
-    if isinstance(loaded, np.ndarray):
-        return loaded
-    with loaded:
-        return {name: loaded[name] for name in loaded.files}
 
 
 def _match_inputs(specs, check, arrays, source: str) -> dict:
@@ -346,7 +328,7 @@ def run_cmd(
 
     if executor not in ("auto", "reference", "tensorrt"):
         raise ValueError(f"--executor must be auto, reference or tensorrt, got {executor!r}")
-    arrays = _load_arrays(input_path)
+    arrays = load_arrays(input_path, NetworkInputError, "input")
     is_arch = _is_architecture(target)
     if not is_arch and not Path(target).is_file():
         from architectures import names
@@ -450,7 +432,11 @@ def compare(
     tested, _ = _network(arch, weights, precision, -1, calibration if precision == "int8" else None)
     reference, _ = _network(arch, weights, against, -1, calibration if against == "int8" else None)
     if input_path is not None:
-        inputs = _reference_inputs(ReferenceExecutor(reference.trt_network), _load_arrays(input_path), str(input_path))
+        inputs = _reference_inputs(
+            ReferenceExecutor(reference.trt_network),
+            load_arrays(input_path, NetworkInputError, "input"),
+            str(input_path),
+        )
         source = str(input_path)
     else:
         inputs = random_inputs(reference, batch=random or 1, seed=seed)
