@@ -137,8 +137,9 @@ class NetworkCore:
     def param(self, key: str, shape: Shape) -> np.ndarray:
         """The checkpoint entry ``key`` (in the current scope) as float32 of ``shape``.
 
-        A flat entry with the right count is reshaped (``.wts`` files carry no shapes). A
-        missing, misshapen or non-finite entry is recorded as a problem and replaced by zeros.
+        A flat entry with the right count is reshaped (``.wts`` files carry no shapes). A missing
+        or misshapen entry is recorded as a problem and replaced by zeros; NaN/Inf values are
+        recorded as a problem too.
         """
         full = self.qualified(key)
         shape = tuple(int(d) for d in shape)
