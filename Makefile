@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STUBS := $(VENV)/tensorrt-stubs
-TORCH_CPU := torch==2.13.0
+TORCH_CPU := torch==2.13.0 torchvision==0.28.0
 
 .PHONY: install demo test test-all lint bench clean
 
@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(TORCH_CPU)
-	$(BIN)/python -m pip install -q -e '.[rtx,torch,cuda,dev]'
+	$(BIN)/python -m pip install -q -e '.[rtx,torch,cuda,dev]' $(TORCH_CPU)
 	# TensorRT 10's type stubs, outside site-packages (their stub-only `tensorrt` package would
 	# otherwise shadow a real TensorRT); tests/test_stubs.py reads them from here.
 	$(BIN)/python -m pip install -q --no-deps --target $(STUBS) tensorrt-stubs==10.13.0.35.1
