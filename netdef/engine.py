@@ -18,14 +18,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import struct
-import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from netdef.engine_schema import validate_metadata
 from netdef.errors import EngineFileError
+from netdef.fileio import read_regular_file, write_bytes
 
 MAGIC = b"NETDEF\x89\n"
 FORMAT_VERSION = 1
@@ -79,28 +80,15 @@ class Engine:
         header = _HEADER.pack(MAGIC, FORMAT_VERSION, len(encoded), hashlib.sha256(encoded).digest())
         return header + encoded + self.plan
 
-    def save(self, path: Path | str) -> Path:
-        """Write atomically: a failed or interrupted save leaves no partial file behind."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        try:
-            if hasattr(os, "fchmod"):  # mkstemp makes 0600 files; give the mode open() would
-                os.fchmod(fd, 0o666 & ~_umask())
-            with os.fdopen(fd, "wb") as f:
-                f.write(self.to_bytes())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+    def save(self, path: Path | str, inputs: Iterable[Path | str | None] = ()) -> Path:
+        """Write atomically (see :mod:`netdef.fileio`): a failed or interrupted save leaves the old
+        file, if any, as it was and no partial file behind; ``inputs`` may not be overwritten."""
+        return write_bytes(path, self.to_bytes(), inputs)
 
     @classmethod
     def load(cls, path: Path | str) -> Engine:
         path = Path(path)
-        if not path.is_file():
-            raise EngineFileError(f"{path}: no such engine file")
-        return cls.from_bytes(path.read_bytes(), source=str(path))
+        return cls.from_bytes(read_regular_file(path, "engine file", EngineFileError), source=str(path))
 
     @classmethod
     def from_bytes(cls, data: bytes, source: str = "<bytes>") -> Engine:
@@ -127,7 +115,11 @@ class Engine:
         encoded = data[_HEADER.size : meta_end]
         if hashlib.sha256(encoded).digest() != meta_hash:
             raise EngineFileError(f"{source}: corrupted: the metadata does not match its SHA-256")
-        metadata = json.loads(encoded)
+        try:
+            metadata = json.loads(encoded)
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            raise EngineFileError(f"{source}: the metadata is not valid JSON: {exc}") from None
+        validate_metadata(metadata, source)
         plan = data[meta_end:]
         expected = metadata.get("plan_bytes")
         if len(plan) != expected:
@@ -136,8 +128,3 @@ class Engine:
             raise EngineFileError(f"{source}: corrupted: the plan does not match its SHA-256")
         return cls(plan, metadata)
 
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

@@ -98,3 +98,11 @@ class RunnerClosedError(NetdefError, RuntimeError):
 
 class ComparisonError(NetdefError, ValueError):
     """Two networks, or a network and a PyTorch module, cannot be compared: no layer matches, or inputs do not fit."""
+
+
+class InputFileError(NetdefError, ValueError):
+    """An input path is missing, unreadable, or not a regular file (a FIFO, device, socket or directory)."""
+
+
+class OutputPathError(NetdefError, ValueError):
+    """An output path would destroy an input (the same file) or is not a regular file that may be replaced."""

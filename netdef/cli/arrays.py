@@ -8,16 +8,16 @@ import numpy as np
 
 
 def load_arrays(path: Path, error: type[Exception], what: str = "input") -> np.ndarray | dict[str, np.ndarray]:
-    """An ``.npy`` file as one array, an ``.npz`` file as name -> array (no pickle); ``error`` otherwise."""
+    """An ``.npy`` file as one array, an ``.npz`` file as name -> array (no pickle); ``error`` otherwise.
+
+    Only regular files are read (:mod:`netdef.fileio`); damaged files raise ``error`` naming the file.
+    """
+    from netdef.fileio import require_regular_file
+    from netdef.weights.npz_io import read_npy_file, read_npz_arrays
+
     if path.suffix not in (".npy", ".npz"):
         raise error(f"{path}: {what}s are read from .npy (one array) or .npz (name -> array) files")
-    if not path.is_file():
-        raise error(f"{path}: no such {what} file")
-    try:
-        loaded = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as exc:
-        raise error(f"{path}: not a readable {path.suffix} file: {exc}") from None
-    if isinstance(loaded, np.ndarray):
-        return loaded
-    with loaded:
-        return {name: loaded[name] for name in loaded.files}
+    require_regular_file(path, f"{what} file", error)
+    if path.suffix == ".npy":
+        return read_npy_file(path, error)
+    return read_npz_arrays(path, error)

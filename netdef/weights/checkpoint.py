@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from netdef.errors import CheckpointError
+from netdef.errors import CheckpointError, NetdefError
 
 Reader = Callable[[Path], Mapping[str, np.ndarray]]
 _READERS: dict[str, Reader] = {}
@@ -66,10 +66,19 @@ class Checkpoint(Mapping[str, np.ndarray]):
     @classmethod
     def load(cls, path: Path | str) -> Checkpoint:
         """Read ``.safetensors``, ``.pth``/``.pt``, ``.npz`` or ``.wts`` (chosen by suffix)."""
-        path = Path(path)
-        if not path.is_file():
-            raise CheckpointError(f"{path}: no such checkpoint file")
-        return cls(reader_for(path)(path), path)
+        from netdef.fileio import require_regular_file
+
+        path = require_regular_file(path, "checkpoint file", CheckpointError)
+        reader = reader_for(path)
+        try:
+            tensors = reader(path)
+        except (NetdefError, KeyboardInterrupt):
+            raise
+        except MemoryError:
+            raise CheckpointError(f"{path}: not enough memory to read this checkpoint") from None
+        except Exception as exc:  # noqa: BLE001 - a reader's last line of defence: always a netdef error
+            raise CheckpointError(f"{path}: cannot be read ({type(exc).__name__}: {exc})") from None
+        return cls(tensors, path)
 
     @property
     def source(self) -> str:

@@ -8,18 +8,21 @@ header length, a JSON header ``{name: {dtype, shape, data_offsets}}``, then the 
 from __future__ import annotations
 
 import json
+import math
 import mmap
 import struct
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
 
 from netdef.errors import CheckpointError
+from netdef.fileio import atomic_write
 from netdef.weights.checkpoint import register_reader
 from netdef.weights.dtypes import numpy_dtype_for_safetensors, safetensors_dtype_name
 
 _HEADER_LIMIT = 100 * 1024 * 1024
+_MAX_DIMS = 32
 
 
 @register_reader(".safetensors")
@@ -34,7 +37,9 @@ def read_safetensors(path: Path) -> dict[str, np.ndarray]:
         raise CheckpointError(f"{path}: corrupt safetensors header length {header_len} (file has {size} bytes)")
     try:
         header = json.loads(bytes(buffer[8 : 8 + header_len]))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except RecursionError:
+        raise CheckpointError(f"{path}: corrupt safetensors header: JSON nested too deeply") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
         raise CheckpointError(f"{path}: corrupt safetensors header: {exc}") from None
     if not isinstance(header, dict):
         raise CheckpointError(f"{path}: corrupt safetensors header: a JSON {type(header).__name__}, not an object")
@@ -47,7 +52,7 @@ def read_safetensors(path: Path) -> dict[str, np.ndarray]:
         except CheckpointError as exc:
             problems.append(str(exc))
             continue
-        count = int(np.prod(shape, dtype=np.int64))
+        count = math.prod(shape)
         tensors[name] = np.frombuffer(buffer, dtype=dtype, count=count, offset=data_start + begin).reshape(shape)
     if problems:
         raise CheckpointError("\n".join([f"{path}: corrupt safetensors header:", *(f"  - {p}" for p in problems)]))
@@ -57,7 +62,7 @@ def read_safetensors(path: Path) -> dict[str, np.ndarray]:
 def _entry(name: str, info: object, data_bytes: int) -> tuple[np.dtype, tuple[int, ...], int]:
     """The dtype, shape and data offset of header entry ``name``, checked against the file."""
     if not isinstance(info, dict) or not {"dtype", "shape", "data_offsets"} <= info.keys():
-        raise CheckpointError(f"tensor {name!r}: entry {info!r} lacks dtype, shape or data_offsets")
+        raise CheckpointError(f"tensor {name!r}: entry {_shown(info)} lacks dtype, shape or data_offsets")
     shape, offsets = info["shape"], info["data_offsets"]
 
     def naturals(values: object, n: int | None = None) -> bool:
@@ -65,24 +70,40 @@ def _entry(name: str, info: object, data_bytes: int) -> tuple[np.dtype, tuple[in
         return ok and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values)
 
     if not naturals(shape):
-        raise CheckpointError(f"tensor {name!r}: shape {shape!r} is not a list of non-negative integers")
+        raise CheckpointError(f"tensor {name!r}: shape {_shown(shape)} is not a list of non-negative integers")
+    if len(shape) > _MAX_DIMS:
+        raise CheckpointError(f"tensor {name!r}: {len(shape)} dimensions, at most {_MAX_DIMS} are supported")
     if not naturals(offsets, 2) or offsets[0] > offsets[1]:
-        raise CheckpointError(f"tensor {name!r}: data_offsets {offsets!r} are not [begin, end] with begin <= end")
-    dtype = numpy_dtype_for_safetensors(str(info["dtype"]), f"tensor {name!r}")
+        raise CheckpointError(
+            f"tensor {name!r}: data_offsets {_shown(offsets)} are not [begin, end] with begin <= end"
+        )
+    if not isinstance(info["dtype"], str):
+        raise CheckpointError(f"tensor {name!r}: dtype {_shown(info['dtype'])} is not a string")
+    dtype = numpy_dtype_for_safetensors(info["dtype"], f"tensor {name!r}")
     begin, end = offsets
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    count = math.prod(shape)  # Python ints: no wrap-around
+    expected = count * dtype.itemsize
     if end - begin != expected or end > data_bytes:
         raise CheckpointError(
             f"tensor {name!r} of shape {tuple(shape)} {info['dtype']} needs {expected} bytes, "
-            f"the header gives {end - begin} at offset {begin} (the file has {data_bytes} data bytes)"
+            f"the header gives {end - begin} at offset {begin} ({count} values; the file has {data_bytes} data bytes)"
         )
     return dtype, tuple(shape), begin
 
 
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def write_safetensors(
-    tensors: Mapping[str, np.ndarray], path: Path | str, metadata: dict[str, str] | None = None
+    tensors: Mapping[str, np.ndarray],
+    path: Path | str,
+    metadata: dict[str, str] | None = None,
+    inputs: Iterable[Path | str | None] = (),
 ) -> None:
-    """Write ``tensors`` as ``.safetensors`` (any dtype netdef reads, bfloat16 and float8 included)."""
+    """Write ``tensors`` as ``.safetensors`` (any dtype netdef reads, bfloat16 and float8 included),
+    atomically and never over one of ``inputs`` (:mod:`netdef.fileio`)."""
     header: dict[str, object] = {}
     if metadata:
         header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
@@ -99,7 +120,7 @@ def write_safetensors(
         arrays.append(array)
     encoded = json.dumps(header, separators=(",", ":")).encode()
     encoded += b" " * (-len(encoded) % 8)  # align the data to 8 bytes
-    with open(path, "wb") as f:
+    with atomic_write(path, inputs) as f:
         f.write(struct.pack("<Q", len(encoded)))
         f.write(encoded)
         for array in arrays:

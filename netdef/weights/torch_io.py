@@ -15,8 +15,10 @@ the tensors are found wherever they are nested.
 
 from __future__ import annotations
 
+import math
 import mmap
 import pickle
+import pickletools
 import re
 import struct
 import sys
@@ -32,6 +34,8 @@ from netdef.errors import CheckpointError
 from netdef.weights.checkpoint import register_reader
 from netdef.weights.dtypes import bfloat16, float8_e4m3fn, float8_e5m2
 
+_MAX_DIMS = 32
+_MAX_NESTING = 8
 _WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "weights", "params")
 
 
@@ -39,6 +43,8 @@ _WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "we
 def read_torch(path: Path) -> dict[str, np.ndarray]:
     try:
         obj = read_torch_zip(path)
+    except _Refused as exc:
+        raise CheckpointError(f"{path}: refused: {exc}") from None
     except UnsafeGlobalError as exc:
         if not _torch_available():  # torch would refuse it too: say so without it
             raise _refusal(path, str(exc)) from None
@@ -62,6 +68,10 @@ class UnsafeGlobalError(pickle.UnpicklingError):
 
 class _Fallback(Exception):
     """Valid, perhaps, but not something the torch-free reader handles: torch.load decides."""
+
+
+class _Refused(Exception):
+    """The file asks for memory it does not hold (or is damaged beyond doubt): refused, torch.load never sees it."""
 
 
 _STORAGE_DTYPES = {
@@ -126,6 +136,7 @@ def read_torch_zip(path: Path) -> Any:
         buffer = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     with zipfile.ZipFile(path) as archive:
         entries = {info.filename: info for info in archive.infolist()}
+        _check_entry_sizes(entries.values(), len(buffer))
         pickles = [name for name in entries if name.endswith("/data.pkl") and name.count("/") == 1]
         if len(pickles) != 1:
             raise _Fallback(f"expected one <name>/data.pkl, found {pickles}")
@@ -133,20 +144,57 @@ def read_torch_zip(path: Path) -> Any:
         byteorder = entries.get(prefix + "byteorder")
         if byteorder is not None and archive.read(byteorder).decode() != sys.byteorder:
             raise _Fallback("byte order differs from this machine's")
+        data = archive.read(pickles[0])
+        calls_bytearray = _scan_pickle(data)
         storages: dict[str, np.ndarray] = {}
 
-        def storage_bytes(key: str) -> np.ndarray:
+        def storage_bytes(key: str, nbytes: int) -> np.ndarray:
             if key not in storages:
-                storages[key] = _entry_bytes(archive, buffer, entries[f"{prefix}data/{key}"])
+                info = entries.get(f"{prefix}data/{key}")
+                if info is None:
+                    raise _Refused(f"storage {key!r} is not in the archive")
+                storages[key] = _entry_bytes(archive, buffer, info, nbytes)
             return storages[key]
 
-        return _TensorUnpickler(archive.read(pickles[0]), storage_bytes).load()
+        try:
+            return _TensorUnpickler(data, storage_bytes, len(buffer) + (64 << 20)).load()
+        except (UnsafeGlobalError, _Fallback) as exc:
+            if calls_bytearray:  # torch.load's allow-list has bytearray(N) of any size: never hand it such a file
+                raise _Refused(f"{exc}; and the pickle calls bytearray, which only netdef's own reader bounds") from None
+            raise
 
 
-def _entry_bytes(archive: zipfile.ZipFile, buffer: mmap.mmap, info: zipfile.ZipInfo) -> np.ndarray:
-    """A zip entry's bytes: a view of the mapped file when stored uncompressed, else a decompressed copy."""
+def _check_entry_sizes(entries: Any, file_size: int) -> None:
+    """torch.save stores entries uncompressed: no entry may inflate beyond the archive itself."""
+    for info in entries:
+        if info.file_size > file_size:
+            raise _Refused(
+                f"zip entry {info.filename!r} declares {info.file_size} bytes uncompressed, more than the whole "
+                f"file ({file_size} bytes); torch.save never writes such entries"
+            )
+
+
+def _scan_pickle(data: bytes) -> bool:
+    """Walk the pickle's opcodes without running them (no allocation beyond ``data``): whether it names
+    ``bytearray``. A pickle that is truncated or malformed is refused here."""
+    calls_bytearray = False
+    try:
+        for opcode, arg, _ in pickletools.genops(data):
+            if isinstance(arg, str) and "bytearray" in arg:
+                calls_bytearray = True
+            if opcode.name == "STOP":
+                break
+    except Exception as exc:  # noqa: BLE001 - pickletools raises ValueError and friends for damage
+        raise _Refused(f"damaged pickle data.pkl ({type(exc).__name__}: {exc})") from None
+    return calls_bytearray
+
+
+def _entry_bytes(archive: zipfile.ZipFile, buffer: mmap.mmap, info: zipfile.ZipInfo, nbytes: int) -> np.ndarray:
+    """A zip entry's bytes: a view of the mapped file when stored uncompressed, else the first ``nbytes``
+    decompressed (never more: a small entry may inflate to gigabytes)."""
     if info.compress_type != zipfile.ZIP_STORED:
-        return np.frombuffer(archive.read(info), np.uint8)
+        with archive.open(info) as member:
+            return np.frombuffer(member.read(min(nbytes, info.file_size)), np.uint8)
     header = buffer[info.header_offset : info.header_offset + 30]
     if len(header) != 30 or header[:4] != b"PK\x03\x04":
         raise _Fallback(f"{info.filename}: bad local header")
@@ -160,11 +208,12 @@ def _entry_bytes(archive: zipfile.ZipFile, buffer: mmap.mmap, info: zipfile.ZipI
 class _TensorUnpickler(pickle.Unpickler):
     """Unpickles ``data.pkl`` with a fixed allow-list of globals, none of them imported."""
 
-    def __init__(self, data: bytes, storage_bytes: Callable[[str], np.ndarray]):
+    def __init__(self, data: bytes, storage_bytes: Callable[[str, int], np.ndarray], copy_budget: int = 64 << 20):
         import io
 
         super().__init__(io.BytesIO(data))
         self._storage_bytes = storage_bytes
+        self._copy_budget = _CopyBudget(copy_budget)
 
     def find_class(self, module: str, name: str) -> Any:
         module = "builtins" if module == "__builtin__" else module  # Python 2 names in protocol 2 pickles
@@ -185,16 +234,33 @@ class _TensorUnpickler(pickle.Unpickler):
         _, storage_type, key, _location, numel = pid
         if not isinstance(storage_type, _StorageType):
             raise _Fallback(f"unknown storage type {storage_type!r}")
-        raw = self._storage_bytes(str(key))
-        nbytes = int(numel) * storage_type.dtype.itemsize
+        if not isinstance(numel, int) or numel < 0:
+            raise _Refused(f"storage {key!r}: element count {numel!r} is not a non-negative integer")
+        nbytes = numel * storage_type.dtype.itemsize
+        raw = self._storage_bytes(str(key), nbytes)
         if raw.size < nbytes:
             raise _Fallback(f"storage {key} holds {raw.size} bytes, {nbytes} expected")
-        return _Storage(raw[:nbytes], storage_type.dtype)
+        return _Storage(raw[:nbytes], storage_type.dtype, self._copy_budget)
+
+
+class _CopyBudget:
+    """Bytes that strided tensors may still be copied into (views of one storage cost nothing)."""
+
+    def __init__(self, nbytes: int):
+        self.left = nbytes
+
+    def spend(self, nbytes: int, size: tuple) -> None:
+        if nbytes > self.left:
+            raise _Refused(
+                f"copying strided tensors (size {size}) would allocate more than the file justifies "
+                "(its size plus 64 MiB in all)"
+            )
+        self.left -= nbytes
 
 
 class _Storage:
-    def __init__(self, raw: np.ndarray, dtype: np.dtype):
-        self.raw, self.dtype = raw, dtype
+    def __init__(self, raw: np.ndarray, dtype: np.dtype, budget: _CopyBudget):
+        self.raw, self.dtype, self.budget = raw, dtype, budget
 
 
 def _rebuild_tensor_v2(storage, offset, size, stride, requires_grad, hooks, metadata=None):
@@ -215,20 +281,23 @@ def _as_array(storage: _Storage, dtype: np.dtype, offset: int, size: tuple, stri
         raise _Fallback("tensor without a storage")
     raw = storage.raw[: storage.raw.size - storage.raw.size % dtype.itemsize]
     size, stride, offset = tuple(int(s) for s in size), tuple(int(s) for s in stride), int(offset)
-    if len(size) != len(stride) or min((*size, *stride, offset), default=0) < 0:
-        raise _Fallback(f"bad size {size} / stride {stride} / offset {offset}")
+    if len(size) != len(stride) or min((*size, *stride, offset), default=0) < 0 or len(size) > _MAX_DIMS:
+        raise _Refused(f"bad tensor size {size} / stride {stride} / offset {offset}")
     if 0 in size:
         return np.zeros(size, dtype)
     if raw.ctypes.data % dtype.alignment:  # storages of old files need not be aligned
+        storage.budget.spend(raw.size, size)
         raw = raw.copy()
     count = raw.size // dtype.itemsize
     last = offset + sum((n - 1) * s for n, s in zip(size, stride, strict=True))
     if last >= count:
-        raise _Fallback(f"tensor reaches element {last} of a storage of {count}")
+        raise _Refused(f"a tensor reaches element {last} of a storage of {count}")
     strides = tuple(s * dtype.itemsize for s in stride)
     # np.ndarray, not as_strided: as_strided's __array_interface__ cannot carry ml_dtypes' bfloat16/float8.
     array = np.ndarray(size, dtype, buffer=raw, offset=offset * dtype.itemsize, strides=strides)
-    array = array if array.flags.c_contiguous else np.ascontiguousarray(array)
+    if not array.flags.c_contiguous:
+        storage.budget.spend(math.prod(size) * dtype.itemsize, size)
+        array = np.ascontiguousarray(array)
     array.flags.writeable = False
     return array
 
@@ -245,12 +314,19 @@ def _device(*args):
     return "cpu"
 
 
+def _bytearray(source=b"", *args):
+    """``bytearray`` of data the pickle holds; ``bytearray(N)`` (N zero bytes from nothing) is refused."""
+    if not isinstance(source, (bytes, str, list, tuple)):
+        raise _Refused(f"the pickle calls bytearray({str(source)[:40]}), which allocates memory the file does not hold")
+    return bytearray(source, *args)
+
+
 _ALLOWED: dict[str, Any] = {
     "collections.OrderedDict": OrderedDict,
     "collections.Counter": Counter,
     "builtins.set": set,
     "builtins.frozenset": frozenset,
-    "builtins.bytearray": bytearray,
+    "builtins.bytearray": _bytearray,
     "builtins.complex": complex,
     "_codecs.encode": lambda text, encoding="latin-1": str(text).encode(encoding),  # bytes, pickle protocol 2
     "torch.Size": lambda dims=(): tuple(dims),
@@ -305,10 +381,15 @@ def _read_with_torch(path: Path) -> dict[str, np.ndarray]:
     if state is None:
         raise CheckpointError(f"{path}: no tensors found (top-level type {type(obj).__name__})")
     arrays, problems = {}, []
+    budget = _CopyBudget(path.stat().st_size + (64 << 20))
     for name, tensor in state.items():
         try:
+            if not tensor.is_contiguous():
+                budget.spend(tensor.numel() * tensor.element_size(), tuple(tensor.shape))
             arrays[name] = _to_numpy(tensor, torch)
-        except (TypeError, RuntimeError):
+        except _Refused as exc:
+            problems.append(f"  - {name}: {exc}")
+        except (TypeError, RuntimeError, NotImplementedError):
             problems.append(f"  - {name}: dtype {tensor.dtype} has no NumPy equivalent in netdef")
     if problems:
         raise CheckpointError("\n".join([f"{path}: {len(problems)} tensor(s) cannot be read:", *problems]))
@@ -327,16 +408,16 @@ def _weights_only_detail(exc: Exception) -> str:
     return (useful or lines or [type(exc).__name__])[0]
 
 
-def _find_state_dict(obj: Any, is_tensor: Callable[[Any], bool]) -> Mapping[str, Any] | None:
+def _find_state_dict(obj: Any, is_tensor: Callable[[Any], bool], depth: int = 0) -> Mapping[str, Any] | None:
     """The mapping of tensors in ``obj``: itself, or nested under a usual key (``state_dict``, ``model``, ...)."""
-    if not isinstance(obj, Mapping):
+    if not isinstance(obj, Mapping) or depth > _MAX_NESTING:
         return None
     tensors = {k: v for k, v in obj.items() if is_tensor(v)}
     if tensors and len(tensors) == len(obj):
         return tensors
     for key in _WRAPPER_KEYS:  # before loose top-level tensors such as {"model": ..., "step": tensor(3)}
         if key in obj:
-            found = _find_state_dict(obj[key], is_tensor)
+            found = _find_state_dict(obj[key], is_tensor, depth + 1)
             if found is not None:
                 return found
     return tensors or None
