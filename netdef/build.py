@@ -158,8 +158,10 @@ def _profile(network: Network, config: BuildConfig) -> Any:
 def _load_timing_cache(builder_config: Any, config: BuildConfig) -> None:
     if config.timing_cache is None or backend.IS_RTX:
         return
+    from netdef.fileio import read_regular_file
+
     path = Path(config.timing_cache)
-    data = path.read_bytes() if path.is_file() else b""
+    data = read_regular_file(path, "timing cache") if path.exists() else b""
     cache = builder_config.create_timing_cache(data)
     builder_config.set_timing_cache(cache, ignore_mismatch=False)
 
@@ -169,7 +171,9 @@ def _save_timing_cache(builder_config: Any, config: BuildConfig) -> None:
         return
     cache = builder_config.get_timing_cache()
     if cache is not None:
-        Path(config.timing_cache).write_bytes(bytes(memoryview(cache.serialize())))
+        from netdef.fileio import write_bytes
+
+        write_bytes(config.timing_cache, bytes(memoryview(cache.serialize())))
 
 
 def _metadata(network: Network, config: BuildConfig, seconds: float, definition: dict[str, Any] | None) -> dict:

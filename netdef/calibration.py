@@ -31,7 +31,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,6 +72,8 @@ class Calibration:
     """Fingerprint of the network's weights when calibrated; a mismatch at build time is warned about."""
     netdef_version: str = __version__
     seconds: float | None = None
+    source: str | None = field(default=None, compare=False)
+    """The cache file it was loaded from (None when calibrated in this process)."""
 
     @property
     def scales(self) -> dict[str, float]:
@@ -99,13 +101,13 @@ class Calibration:
             },
         }
 
-    def save(self, path: str | Path) -> Path:
-        """Write the JSON cache (atomically: a temporary file renamed over ``path``)."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_json(), indent=2) + "\n")
-        tmp.replace(path)
-        return path
+    def save(self, path: str | Path, inputs: Iterable[str | Path | None] = ()) -> Path:
+        """Write the JSON cache atomically (:mod:`netdef.fileio`), never over one of ``inputs``."""
+        from netdef.fileio import atomic_write
+
+        with atomic_write(path, inputs) as f:
+            f.write((json.dumps(self.to_json(), indent=2) + "\n").encode())
+        return Path(path)
 
     @classmethod
     def from_json(cls, data: Any, source: str = "<calibration>") -> Calibration:
@@ -127,11 +129,25 @@ class Calibration:
             tensors = {}
         for name, entry in tensors.items():
             value = entry.get("amax") if isinstance(entry, dict) else None
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
+            if not _is_number(value) or not math.isfinite(value) or value < 0:
                 problems.append(f"tensor {name!r}: amax must be a finite number >= 0, found {value!r}")
                 continue
+            scale = entry.get("scale", 1.0)
+            if not _is_number(scale) or not math.isfinite(scale) or scale <= 0:
+                problems.append(f"tensor {name!r}: scale must be a finite number > 0, found {scale!r}")
+                continue
+            layers = entry.get("layers") or []
+            if not isinstance(layers, list) or not all(isinstance(layer, str) for layer in layers):
+                problems.append(f"tensor {name!r}: layers must be a list of layer names, found {layers!r}")
+                continue
             amax[name] = float(value)
-            consumers[name] = list(entry.get("layers") or [])
+            consumers[name] = list(layers)
+        for key, kinds in _OPTIONAL_FIELDS.items():
+            if data.get(key) is not None and not isinstance(data[key], kinds):
+                problems.append(f"{key} is {data[key]!r}, expected {' or '.join(k.__name__ for k in kinds)}")
+        options = data.get("options")
+        if options is not None and not isinstance(options, dict):
+            problems.append(f"options is {options!r}, expected an object")
         if problems:
             header = f"{source}: {len(problems)} problem(s) in the calibration cache:"
             raise CalibrationError("\n".join([header, *(f"  - {p}" for p in problems)]))
@@ -152,20 +168,20 @@ class Calibration:
 
     @classmethod
     def load(cls, path: str | Path) -> Calibration:
+        from netdef.fileio import read_regular_file
+
         path = Path(path)
-        try:
-            text = path.read_text()
-        except FileNotFoundError:
+        if not path.exists():
             raise CalibrationError(
                 f"calibration cache {str(path)!r} does not exist (make it with `netdef calibrate`)"
             ) from None
-        except OSError as exc:
-            raise CalibrationError(f"calibration cache {str(path)!r} cannot be read: {exc}") from None
+        raw = read_regular_file(path, "calibration cache", CalibrationError)
         try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
+            data = json.loads(raw)
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
             raise CalibrationError(f"calibration cache {str(path)!r} is not valid JSON: {exc}") from None
         calibration = cls.from_json(data, str(path))
+        calibration.source = str(path)
         if calibration.netdef_version != __version__:
             log.warning("%s was written by netdef %s (this is %s)", path, calibration.netdef_version, __version__)
         return calibration
@@ -178,6 +194,21 @@ class Calibration:
         if method is not None and self.method != method:
             found.append(f"it was made with method {self.method!r}, not {method!r}")
         return found
+
+
+_OPTIONAL_FIELDS: dict[str, tuple[type, ...]] = {
+    "architecture": (str,),
+    "checkpoint": (str,),
+    "weights_sha256": (str,),
+    "netdef_version": (str,),
+    "samples": (int,),
+    "seconds": (int, float),
+}
+"""Top-level cache fields and their JSON types (each may also be null)."""
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def weights_fingerprint(weights: Mapping[str, np.ndarray]) -> str:
@@ -298,6 +329,8 @@ def _inputs(network: Any, data: np.ndarray | Mapping[str, np.ndarray]) -> dict[s
             problems.append(f"input {name!r}: expected samples of shape {shape[1:]}, got {array.shape[1:]}")
         elif len(array) == 0:
             problems.append(f"input {name!r}: the calibration set is empty")
+        else:
+            problems += _non_finite_samples(name, array)
         arrays[name] = np.ascontiguousarray(array, dtype=numpy_dtype(tensor.dtype))
     lengths = {len(a) for a in arrays.values()}
     if len(lengths) > 1:
@@ -308,6 +341,17 @@ def _inputs(network: Any, data: np.ndarray | Mapping[str, np.ndarray]) -> dict[s
     if problems:
         raise CalibrationError("calibration data does not fit the network:\n" + "\n".join(f"  - {p}" for p in problems))
     return arrays
+
+
+def _non_finite_samples(name: str, array: np.ndarray) -> list[str]:
+    """The samples of ``array`` holding NaN or Inf (a NaN would silently give every tensor amax 0)."""
+    finite = np.isfinite(array.reshape(len(array), -1)).all(axis=1)
+    if finite.all():
+        return []
+    bad = np.flatnonzero(~finite)
+    kinds = " and ".join(k for k, f in (("NaN", np.isnan), ("Inf", np.isinf)) if f(array[bad]).any())
+    shown = ", ".join(map(str, bad[:10])) + (f" and {bad.size - 10} more" if bad.size > 10 else "")
+    return [f"input {name!r}: {bad.size} sample(s) hold {kinds}: sample {shown}"]
 
 
 def calibrate(
@@ -359,7 +403,9 @@ def calibrate(
     top = dict.fromkeys(tensors, 0.0)
     for values in measured():
         for key, array in values.items():
-            top[key] = max(top[key], float(np.max(np.abs(array))) if array.size else 0.0)
+            largest = float(np.max(np.abs(array))) if array.size else 0.0
+            if math.isfinite(top[key]) and not largest <= top[key]:  # (max() would lose a NaN)
+                top[key] = largest
     bad = [f"tensor {k!r}: {v}" for k, v in top.items() if not math.isfinite(v)]
     if bad:
         raise CalibrationError("activations are not finite on the calibration set:\n  - " + "\n  - ".join(bad))

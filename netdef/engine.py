@@ -127,4 +127,3 @@ class Engine:
         if hashlib.sha256(plan).hexdigest() != metadata.get("plan_sha256"):
             raise EngineFileError(f"{source}: corrupted: the plan does not match its SHA-256")
         return cls(plan, metadata)
-

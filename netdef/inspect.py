@@ -25,7 +25,7 @@ import functools
 import math
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -475,7 +475,7 @@ def render_dot(dot_text: str, fmt: str, *, dot: str | None = None, timeout: floa
     return proc.stdout
 
 
-def write_graph(summary: NetworkSummary, path: Path | str) -> GraphResult:
+def write_graph(summary: NetworkSummary, path: Path | str, inputs: Iterable[Path | str | None] = ()) -> GraphResult:
     """Draw ``summary`` into ``path``; the suffix picks the format (.svg, .png, .pdf, or .dot for text).
 
     Without Graphviz, DOT text is written next to the requested file (``.dot``) and the message says
@@ -485,19 +485,21 @@ def write_graph(summary: NetworkSummary, path: Path | str) -> GraphResult:
     fmt = path.suffix.lower().lstrip(".")
     if fmt not in GRAPH_FORMATS:
         raise NetdefError(f"{path}: unknown graph format {path.suffix!r}; use one of .svg, .png, .pdf, .dot")
+    from netdef.fileio import write_bytes, write_text
+
     text = to_dot(summary)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    inputs = list(inputs)
     if fmt in ("dot", "gv"):
-        path.write_text(text)
+        write_text(path, text, inputs)
         return GraphResult(path, False, f"wrote DOT text to {path}; render it with `dot -Tsvg {path} -o graph.svg`")
     if shutil.which("dot") is None:
         dot_path = path.with_suffix(".dot")
-        dot_path.write_text(text)
+        write_text(dot_path, text, inputs)
         return GraphResult(
             dot_path,
             False,
             f"Graphviz's `dot` is not installed, so {path} was not drawn: wrote DOT text to {dot_path}. "
             f"Install Graphviz (e.g. `apt-get install graphviz`) and run `dot -T{fmt} {dot_path} -o {path}`",
         )
-    path.write_bytes(render_dot(text, fmt))
+    write_bytes(path, render_dot(text, fmt), inputs)
     return GraphResult(path, True, f"drew {len(summary.layers)} layers into {path}")

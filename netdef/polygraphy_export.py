@@ -123,9 +123,11 @@ def export_polygraphy(
 ) -> Path:
     """Define the network once (so problems show now, not inside Polygraphy), then write the script."""
     from architectures import get
+    from netdef.fileio import check_output, write_text
     from netdef.weights import Checkpoint
 
     output = Path(output)
+    check_output(output, [checkpoint])
     if output.suffix != ".py":
         raise NetdefError(f"{output}: Polygraphy loads network scripts only from files ending in .py")
     get(arch).build_network(
@@ -134,8 +136,7 @@ def export_polygraphy(
     text = polygraphy_script(
         arch, checkpoint, precision=precision, batch=batch, options=options, script_name=output.name
     )
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(text)
+    write_text(output, text, [checkpoint])
     return output
 
 

@@ -52,7 +52,9 @@ def leftovers(folder: Path, keep: set[str]) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.name not in keep)
 
 
-def run_python(code: str, *, timeout: float = 60, env_extra: dict | None = None, **kwargs) -> subprocess.CompletedProcess:
+def run_python(
+    code: str, *, timeout: float = 60, env_extra: dict | None = None, **kwargs
+) -> subprocess.CompletedProcess:
     """Run ``code`` in a fresh interpreter with this worktree first on the path."""
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     env.update(env_extra or {})

@@ -13,7 +13,7 @@ import torch
 from typer.testing import CliRunner
 
 from netdef.cli import app
-from netdef.errors import CheckpointError
+from netdef.errors import CheckpointError, OutputPathError
 from netdef.weights import Checkpoint
 from netdef.weights.convert import cast_tensors, convert, reshape_like, write_checkpoint
 from netdef.weights.rename import make_rules, parse_rule, rename_names, rename_tensors, strip_prefix
@@ -141,7 +141,7 @@ def test_output_suffix_and_same_file_are_checked(tmp_path):
     write_safetensors({"a": np.ones(2, np.float32)}, tmp_path / "m.safetensors")
     with pytest.raises(CheckpointError, match="output must end in one of"):
         convert(tmp_path / "m.safetensors", tmp_path / "m.onnx")
-    with pytest.raises(CheckpointError, match="would overwrite the input"):
+    with pytest.raises(OutputPathError, match="same file as the input"):
         convert(tmp_path / "m.safetensors", tmp_path / "m.safetensors")
     with pytest.raises(CheckpointError, match="cannot write '.pt'"):
         write_checkpoint({"a": np.ones(1)}, tmp_path / "x.pt")

@@ -119,7 +119,12 @@ def test_integer_and_bool_weights_are_refused_all_at_once(tmp_path):
         get("lenet").build_network(Checkpoint.load(path), precision="fp32", batch=1)
     message = str(caught.value)
     assert str(path) in message
-    for name, dtype in [("conv1.weight", "int64"), ("conv1.bias", "int8"), ("conv2.bias", "uint8"), ("fc1.bias", "bool")]:
+    for name, dtype in [
+        ("conv1.weight", "int64"),
+        ("conv1.bias", "int8"),
+        ("conv2.bias", "uint8"),
+        ("fc1.bias", "bool"),
+    ]:
         assert f"{name!r}" in message and dtype in message
 
 
@@ -160,13 +165,17 @@ def test_string_tensors_are_refused_naming_file_and_tensor_with_every_other_prob
 # ------------------------------------------------------------------------------------------ calibration
 
 
-def test_nan_in_calibration_data_is_refused_naming_sample_and_input(monkeypatch, capsys, tmp_path, weights, lenet_digits):
+def test_nan_in_calibration_data_is_refused_naming_sample_and_input(
+    monkeypatch, capsys, tmp_path, weights, lenet_digits
+):
     data = lenet_digits.copy()
     data[5, 0, 3, 3] = np.nan
     data[9, 0, 0, 0] = np.inf
     path = tmp_path / "calib.npy"
     np.save(path, data)
-    code, _, err = netdef(monkeypatch, capsys, "calibrate", "lenet", "-w", weights, "--data", path, "-o", tmp_path / "c.json")
+    code, _, err = netdef(
+        monkeypatch, capsys, "calibrate", "lenet", "-w", weights, "--data", path, "-o", tmp_path / "c.json"
+    )
     assert code == 1
     assert "'input'" in err and "sample 5" in err and "9" in err and "NaN" in err
     assert not (tmp_path / "c.json").exists()
@@ -240,22 +249,27 @@ def test_marking_a_tensor_as_two_outputs_is_an_error():
         net.output(y, "b")
 
 
-def test_no_python_warning_text_reaches_the_terminal(monkeypatch, capsys, tmp_path):
-    import warnings
-
-    import netdef.weights.checkpoint as checkpoint_module
-
-    real = checkpoint_module.Checkpoint.load.__func__
-
-    def noisy(cls, path):
-        warnings.warn("a library said something", UserWarning, stacklevel=1)
-        np.float32(1e38) * np.float32(1e38)  # RuntimeWarning: overflow
-        return real(cls, path)
-
-    monkeypatch.setattr(checkpoint_module.Checkpoint, "load", classmethod(noisy))
-    code, _, err = netdef(monkeypatch, capsys, "weights", Path("weights/lenet_digits.safetensors").resolve())
-    assert code == 0
-    assert "a library said something" not in err and "overflow" not in err and ".py:" not in err
+def test_no_python_warning_text_reaches_the_terminal(tmp_path):
+    """NumPy and library warnings raised while a command runs go to netdef's log, not to stderr."""
+    code = """
+import sys, warnings
+import numpy as np
+import netdef.weights.checkpoint as checkpoint_module
+from netdef.cli import run_app
+real = checkpoint_module.Checkpoint.load.__func__
+def noisy(cls, path):
+    warnings.warn("a library said something", UserWarning, stacklevel=1)
+    np.float32(1e38) * np.float32(1e38)  # RuntimeWarning: overflow
+    np.array([1 + 1j]).astype(np.float32)  # ComplexWarning
+    return real(cls, path)
+checkpoint_module.Checkpoint.load = classmethod(noisy)
+sys.argv = ["netdef", "weights", "weights/lenet_digits.safetensors"]
+run_app()
+"""
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr
+    assert "conv1.weight" in result.stdout
+    assert result.stderr == ""
 
 
 def test_ctrl_c_while_reading_exits_130_with_one_line(monkeypatch, capsys, weights):

@@ -214,7 +214,11 @@ def lenet_engine_bytes(tmp_path_factory) -> bytes:
     from netdef.build import build
 
     network = get("lenet").build_network(Checkpoint.load(Path("weights/lenet_digits.safetensors")), batch=1)
-    definition = {"architecture": "lenet", "options": {}, "checkpoint": str(Path("weights/lenet_digits.safetensors").resolve())}
+    definition = {
+        "architecture": "lenet",
+        "options": {},
+        "checkpoint": str(Path("weights/lenet_digits.safetensors").resolve()),
+    }
     return build(network, definition=definition).to_bytes()
 
 

@@ -18,7 +18,6 @@ from netdef.errors import NetdefError
 from tests.cli_runner import netdef
 from tests.reliability_helpers import (
     leftovers,
-    lenet_tensors,
     make_fifo,
     make_null_device,
     run_python,
@@ -105,7 +104,6 @@ def test_bench_refuses_json_over_the_engine_before_any_work(monkeypatch, capsys,
 
 def test_refit_refuses_writing_over_the_engine_or_checkpoint(tmp_path, weights):
     from netdef.errors import OutputPathError
-
     from netdef.refit import refit_engine_file
 
     engine = tmp_path / "l.engine"
@@ -155,9 +153,8 @@ def test_a_symlinked_output_replaces_the_file_it_points_to(tmp_path):
 
 
 def test_a_symlink_to_a_device_is_refused(tmp_path):
-    from netdef.fileio import write_bytes
-
     from netdef.errors import OutputPathError
+    from netdef.fileio import write_bytes
 
     fifo = make_fifo(tmp_path / "pipe")
     link = tmp_path / "link.bin"
@@ -167,11 +164,10 @@ def test_a_symlink_to_a_device_is_refused(tmp_path):
 
 
 def test_socket_output_is_refused(tmp_path):
-    from netdef.fileio import check_output
+    import socket
 
     from netdef.errors import OutputPathError
-
-    import socket
+    from netdef.fileio import check_output
 
     path = tmp_path / "s.sock"
     with socket.socket(socket.AF_UNIX) as server:
@@ -290,16 +286,20 @@ run_app()
     assert leftovers(tmp_path, {"l.engine", "w.safetensors"}) == []
 
 
-def test_a_failed_calibrate_leaves_no_temporary_file(monkeypatch, capsys, tmp_path, weights, digits_npy):
-    from netdef.calibration import Calibration
-
-    def broken(self):
-        raise OSError(28, "No space left on device")
-
+def test_a_failed_calibrate_leaves_no_temporary_file(tmp_path, weights, digits_npy):
+    """The cache write hits RLIMIT_FSIZE half-way: error, exit 1, no temporary file, no cache."""
     out = tmp_path / "cache.json"
-    monkeypatch.setattr(Calibration, "to_json", broken)
-    code, _, err = netdef(monkeypatch, capsys, "calibrate", "lenet", "-w", weights, "--data", digits_npy, "-o", out)
-    assert code == 1 and "No space left" in err
+    code = f"""
+import resource, sys
+from netdef.cli import run_app
+resource.setrlimit(resource.RLIMIT_FSIZE, (200, 200))
+sys.argv = ["netdef", "calibrate", "lenet", "-w", {str(weights)!r}, "--data", {str(digits_npy)!r},
+            "-o", {str(out)!r}, "-q", "-m", "max"]
+run_app()
+"""
+    result = run_python(code)
+    assert result.returncode == 1, result.stderr
+    assert "error:" in result.stderr and "Traceback" not in result.stderr
     assert leftovers(tmp_path, {"w.safetensors", "calib.npy"}) == []
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 from typing import Annotated
 
 import typer
@@ -95,10 +96,38 @@ def main(
     root.setLevel(logging.DEBUG if verbose >= 3 else logging.INFO if verbose else logging.WARNING)
 
 
-def run_app() -> None:
-    """Entry point: run the app; netdef's own errors become one red message, no traceback."""
-    from netdef.errors import BuildCancelledError, NetdefError
+def _log_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Python, NumPy and torch warnings go to netdef's log (shown with -vvv), never raw to the terminal."""
+    logging.getLogger("netdef.python").debug("%s: %s", category.__name__, message)
 
+
+def _interrupted(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what it was raised from) is a KeyboardInterrupt: the CLI framework turns
+    Ctrl-C into a silent exit with status 130."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def run_app() -> None:
+    """Entry point: run the app; netdef's own errors become one red message, no traceback.
+
+    Ctrl-C exits with status 130 and SIGTERM with 143, each after one line, once every
+    temporary file has been removed (writes go through :mod:`netdef.fileio`).
+    """
+    import warnings
+
+    from netdef.errors import BuildCancelledError, NetdefError
+    from netdef.fileio import Terminated, install_sigterm_handler
+
+    if threading.current_thread() is threading.main_thread():
+        install_sigterm_handler()
+    previous_showwarning = warnings.showwarning
+    warnings.showwarning = _log_warning
     try:
         app()  # click handles its own usage errors and exits
     except BuildCancelledError as exc:
@@ -116,5 +145,13 @@ def run_app() -> None:
     except KeyboardInterrupt:
         err_console.print("[red]interrupted[/]")
         sys.exit(130)
+    except Terminated:
+        err_console.print("[red]terminated[/]")
+        sys.exit(143)
+    except SystemExit as exc:
+        if exc.code == 130 and _interrupted(exc):
+            err_console.print("[red]interrupted[/]")
+        raise
     finally:
+        warnings.showwarning = previous_showwarning
         _release_held_errors()

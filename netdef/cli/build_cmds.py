@@ -60,8 +60,11 @@ def build(
     import time
 
     from netdef.build import BuildConfig, parse_size
+    from netdef.fileio import check_output
     from netdef.network import num_parameters
 
+    inputs = [weights, calibration, timing_cache]
+    check_output(output, inputs)  # before any work: never over an input, never a FIFO or device
     started = time.perf_counter()
     network, batch_range, architecture = define_network(arch, weights, precision, batch, calibration)
     for key in network.unused_keys():
@@ -79,7 +82,7 @@ def build(
     from netdef.progress import interactive_build
 
     engine = interactive_build(network, config, console=None if quiet else console, definition=definition)
-    engine.save(output)
+    engine.save(output, inputs)
     total = time.perf_counter() - started
     shape = (
         "dynamic " + ":".join(map(str, batch_range)) if batch_range else f"static {network.io_tensors()[0]['shape'][0]}"

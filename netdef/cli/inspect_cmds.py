@@ -52,6 +52,10 @@ def inspect(
     """Table of the network's layers read back from TensorRT: type, settings, output shape, weights, FLOPs."""
     from netdef.inspect import count_text, flops_text, inspect_network, shape_text, type_text, write_graph
 
+    if graph is not None:
+        from netdef.fileio import check_output
+
+        check_output(graph, [weights])  # before any work: never over an input, never a FIFO or device
     network, batch_range = _define(arch, weights, precision, batch)
     summary = inspect_network(network)
     table = Table("#", "layer", "type", "settings", "output", "dtype", "weights", "FLOPs", box=None, pad_edge=False)
@@ -87,7 +91,7 @@ def inspect(
             types.add_row(type_text(kind), str(count), f"{params:,}", count_text(flops), f"{100 * flops / total:.1f}%")
         _print_wide(types)
     if graph is not None:
-        result = write_graph(summary, graph)
+        result = write_graph(summary, graph, inputs=[weights])
         (console if result.rendered or graph.suffix in (".dot", ".gv") else err_console).print(result.message)
 
 
@@ -124,8 +128,10 @@ def export_polygraphy_cmd(
 ) -> None:
     """Write a Polygraphy network script (``load_network()``) that rebuilds this network with netdef."""
     from netdef.build import parse_batch
+    from netdef.fileio import check_output
     from netdef.polygraphy_export import export_polygraphy, polygraphy_commands
 
+    check_output(output, [weights])  # before any work: never over an input, never a FIFO or device
     batch_range = parse_batch(batch) if batch else None
     path = export_polygraphy(arch, weights, output, precision=precision, batch=batch_range)
     console.print(f"[bold green]wrote[/] {path}: load_network() for Polygraphy's --model-type=trt-network-script")

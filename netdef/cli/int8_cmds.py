@@ -55,8 +55,10 @@ def calibrate(
     from netdef.calibration import METHODS
     from netdef.calibration import calibrate as run_calibration
     from netdef.errors import CalibrationError
+    from netdef.fileio import check_output
     from netdef.weights import Checkpoint
 
+    check_output(output, [weights, data])  # before any work: never over an input, never a FIFO or device
     if method not in METHODS:
         raise CalibrationError(f"--method {method!r}: expected one of {', '.join(METHODS)}")
     architecture = get(arch)
@@ -78,7 +80,7 @@ def calibrate(
             checkpoint=str(weights),
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
-    calibration.save(output)
+    calibration.save(output, inputs=[weights, data])
     table = Table("tensor", "feeds", "amax", "scale", box=None, pad_edge=False)
     scales = calibration.scales
     for name, amax in calibration.amax.items():

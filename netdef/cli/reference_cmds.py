@@ -268,17 +268,21 @@ def _check_profile(engine, inputs: dict, source: str) -> None:
         raise NetworkInputError(f"{source}: " + ", ".join(bad) + f"; the engine's profile allows batch {low}..{high}")
 
 
-def _write_outputs(outputs: dict, path: Path) -> None:
+def _write_outputs(outputs: dict, path: Path, inputs: list) -> None:
+    """``.npy`` (one output) or ``.npz``, written atomically (:mod:`netdef.fileio`)."""
     import numpy as np
 
-    if path.suffix == ".npy":
-        if len(outputs) != 1:
-            raise ValueError(f"{path}: the network has {len(outputs)} outputs {list(outputs)}; write an .npz instead")
-        np.save(path, next(iter(outputs.values())))
-    elif path.suffix == ".npz":
-        np.savez(path, **outputs)
-    else:
+    from netdef.fileio import atomic_write
+
+    if path.suffix not in (".npy", ".npz"):
         raise ValueError(f"{path}: outputs are written as .npy (one output) or .npz (several)")
+    if path.suffix == ".npy" and len(outputs) != 1:
+        raise ValueError(f"{path}: the network has {len(outputs)} outputs {list(outputs)}; write an .npz instead")
+    with atomic_write(path, inputs) as f:
+        if path.suffix == ".npy":
+            np.save(f, next(iter(outputs.values())))
+        else:
+            np.savez(f, **outputs)
 
 
 def _print_outputs(outputs: dict) -> None:
@@ -328,6 +332,11 @@ def run_cmd(
 
     if executor not in ("auto", "reference", "tensorrt"):
         raise ValueError(f"--executor must be auto, reference or tensorrt, got {executor!r}")
+    written_from = [input_path, weights, calibration, target if Path(target).exists() else None]
+    if output is not None:
+        from netdef.fileio import check_output
+
+        check_output(output, written_from)  # before any work: never over an input, never a FIFO or device
     arrays = load_arrays(input_path, NetworkInputError, "input")
     is_arch = _is_architecture(target)
     if not is_arch and not Path(target).is_file():
@@ -376,7 +385,7 @@ def run_cmd(
     console.print(f"  ran on {how} in {finished - prepared:.3f} s (defining and preparing {prepared - started:.3f} s)")
     _print_outputs(outputs)
     if output is not None:
-        _write_outputs(outputs, output)
+        _write_outputs(outputs, output, written_from)
         console.print(f"  wrote {output}")
 
 

@@ -80,6 +80,10 @@ def bench(
     from netdef.runtime.iospec import EngineIO
     from netdef.runtime.runner import Runner
 
+    if json_path is not None:
+        from netdef.fileio import check_output
+
+        check_output(json_path, [target if Path(target).exists() else None, weights])  # before any work
     check_counts(warmup, iterations)
     if batch < 1:
         raise ValueError(f"--batch must be >= 1, got {batch}")
@@ -130,7 +134,11 @@ def bench(
         )
     console.print("  times: host-to-device copy + inference + device-to-host copy, per call")
     if json_path is not None:
-        json_path.write_text(json.dumps(figures, indent=1))
+        from netdef.fileio import write_text
+
+        write_text(
+            json_path, json.dumps(figures, indent=1), inputs=[target if Path(target).exists() else None, weights]
+        )
 
 
 def _build(arch: str, weights: Path, precision: str, batch: int) -> Any:

@@ -21,7 +21,7 @@ from netdef.errors import CheckpointError, NetworkDefinitionError
 from netdef.network.precision import Precision, dtype_name, trt_dtype
 from netdef.network.precision import precision as resolve_precision
 from netdef.weights import Checkpoint
-from netdef.weights.dtypes import bfloat16
+from netdef.weights.dtypes import bfloat16, weight_dtype_problem
 
 Tensor = Any  # trt.ITensor
 Shape = Sequence[int]
@@ -151,6 +151,10 @@ class NetworkCore:
             return np.zeros(shape, np.float32)
         self._used_keys.add(full)
         array = self.checkpoint[full]
+        not_float = weight_dtype_problem(full, array.dtype)
+        if not_float:
+            self.problems.append(not_float)
+            return np.zeros(shape, np.float32)
         if array.shape != shape:
             if array.ndim == 1 and array.size == math.prod(shape) and array.size > 0:
                 array = array.reshape(shape)
@@ -256,6 +260,8 @@ class NetworkCore:
         io_type = self.io_precision.trt if dtype is None else trt_dtype(dtype)
         if tensor.dtype != io_type and self._is_float(tensor.dtype):
             tensor = self.cast(tensor, io_type, name=f"{name}.cast")
+        if tensor.is_network_output:
+            raise NetworkDefinitionError(f"output {name!r}: tensor {tensor.name!r} is already an output of the network")
         self._rename_tensor(tensor, name)
         self.trt_network.mark_output(tensor)
         return tensor

@@ -60,6 +60,11 @@ def fake_quantize(x: np.ndarray, scale: np.ndarray | float, axis: int | None = N
     return (np.clip(np.rint(x / s), -128, INT8_MAX) * s).astype(np.float32)
 
 
+def _source(calibration: Any) -> str:
+    path = getattr(calibration, "source", None)
+    return f" {path}" if path else ""
+
+
 def _resolve(calibration: Any) -> Any:
     """A Calibration (loaded when given a cache file path), a mapping tensor name -> scale, or None."""
     if isinstance(calibration, (str, os.PathLike)):
@@ -183,7 +188,7 @@ class QuantizationMixin(NetworkCore):
     def check(self) -> None:
         """Weight problems first (:class:`CheckpointError`), then missing or bad activation scales.
 
-        A calibration made on other weights (its fingerprint differs) is only warned about.
+        A calibration made on other weights (its fingerprint differs) is a problem too.
         """
         super().check()
         made_for = getattr(self.calibration, "architecture", None)
@@ -194,8 +199,14 @@ class QuantizationMixin(NetworkCore):
             from netdef.calibration import weights_fingerprint
 
             if weights_fingerprint(self.weights) != fingerprint:
-                log.warning("int8 network %r: the calibration was measured with other weights", self.name)
+                self._scale_problems.insert(
+                    0,
+                    f"the calibration{_source(self.calibration)} was measured with other weights (its weights "
+                    "fingerprint differs from this network's): calibrate again on these weights",
+                )
         if self._scale_problems:
             hint = " (run `netdef calibrate`, or netdef.calibration.calibrate, to make a calibration cache)"
-            header = f"int8 network {self.name!r}: {len(self._scale_problems)} calibration problem(s){hint}:"
+            source = getattr(self.calibration, "source", None)
+            where = f" (calibration cache {source})" if source else ""
+            header = f"int8 network {self.name!r}: {len(self._scale_problems)} calibration problem(s){where}{hint}:"
             raise CalibrationError("\n".join([header, *(f"  - {p}" for p in self._scale_problems)]))

@@ -74,10 +74,14 @@ def refit_engine_file(
     The input file is never modified; ``out_path`` is written atomically and only after TensorRT
     accepted every weight. ``location="device"`` uploads the new weights to the GPU first (torch).
     """
+    from netdef.fileio import check_output
+
+    inputs = [engine_path, checkpoint if isinstance(checkpoint, (str, Path)) else None]
+    check_output(out_path, inputs)  # before any work: never over the engine or the checkpoint
     require_gpu()
     engine = Engine.load(engine_path)
     refitted, report = refit_engine(engine, checkpoint, strict=strict, location=location, source=str(engine_path))
-    report.output = refitted.save(out_path)
+    report.output = refitted.save(out_path, inputs)
     return report
 
 

@@ -9,13 +9,14 @@ turn finite values into infinities is refused.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from netdef.errors import CheckpointError
+from netdef.fileio import atomic_write, check_output
 from netdef.weights.checkpoint import Checkpoint
 from netdef.weights.dtypes import is_floating, parse_dtype
 from netdef.weights.rename import RuleLike, make_rules, rename_tensors
@@ -49,11 +50,12 @@ def cast_tensors(tensors: Mapping[str, np.ndarray], dtype: str | np.dtype, sourc
         if not is_floating(array.dtype) or array.dtype == target:
             out[name] = array
             continue
-        with np.errstate(over="ignore"):  # overflow is counted and reported below
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow is counted and reported below
             cast = array.astype(target)
-        overflow = int(np.count_nonzero(np.isinf(cast.astype(np.float32)) & np.isfinite(array.astype(np.float32))))
+            # finite in the source's own dtype (float64 1e39 is finite; as float32 it would not be)
+            overflow = int(np.count_nonzero(np.isinf(cast) & np.isfinite(array)))
         if overflow:
-            largest = float(np.nanmax(np.abs(array.astype(np.float32))))
+            largest = float(np.nanmax(np.abs(array.astype(np.float64))))
             problems.append(
                 f"tensor {name!r}: {overflow} of {array.size} values overflow {target.name} (largest |x| = {largest:g})"
             )
@@ -89,35 +91,39 @@ def reshape_like(
 
 
 def write_checkpoint(
-    tensors: Mapping[str, np.ndarray], path: Path | str, metadata: dict[str, str] | None = None
+    tensors: Mapping[str, np.ndarray],
+    path: Path | str,
+    metadata: dict[str, str] | None = None,
+    inputs: Iterable[Path | str | None] = (),
 ) -> None:
-    """Write ``tensors`` in the format named by ``path``'s suffix (.safetensors, .npz or .wts)."""
+    """Write ``tensors`` in the format named by ``path``'s suffix (.safetensors, .npz or .wts),
+    atomically and never over one of ``inputs`` (:mod:`netdef.fileio`)."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".safetensors":
         from netdef.weights.safetensors_io import write_safetensors
 
-        write_safetensors(tensors, path, metadata)
+        write_safetensors(tensors, path, metadata, inputs)
     elif suffix == ".npz":
-        _write_npz(tensors, path)
+        _write_npz(tensors, path, inputs)
     elif suffix == ".wts":
         from netdef.weights.wts_io import write_wts
 
-        write_wts(tensors, path)
+        write_wts(tensors, path, inputs)
     else:
         raise CheckpointError(
             f"{path}: cannot write {suffix or 'files without a suffix'!r}; netdef writes {OUTPUT_SUFFIXES}"
         )
 
 
-def _write_npz(tensors: Mapping[str, np.ndarray], path: Path) -> None:
+def _write_npz(tensors: Mapping[str, np.ndarray], path: Path, inputs: Iterable[Path | str | None] = ()) -> None:
     """``np.savez``; refuses dtypes a pickle-free ``.npz`` cannot name (bfloat16, float8)."""
     unsupported = [f"{n!r} ({a.dtype})" for n, a in tensors.items() if a.dtype.kind == "V"]  # ml_dtypes' kind
     if unsupported:
         raise CheckpointError(
             f"{path}: .npz cannot store {', '.join(unsupported)} without pickle; write .safetensors instead"
         )
-    with open(path, "wb") as f:
+    with atomic_write(path, inputs) as f:
         np.savez(f, **{name: np.ascontiguousarray(a) for name, a in tensors.items()})
 
 
@@ -139,8 +145,7 @@ def convert(
     source, destination = Path(source), Path(destination)
     if destination.suffix.lower() not in OUTPUT_SUFFIXES:
         raise CheckpointError(f"{destination}: output must end in one of {', '.join(OUTPUT_SUFFIXES)}")
-    if destination.exists() and source.exists() and destination.resolve() == source.resolve():
-        raise CheckpointError(f"{destination}: the output would overwrite the input; choose another file")
+    check_output(destination, [source])  # before any work: never the input (hard links too), never a FIFO
     if destination.suffix.lower() == ".wts" and dtype is not None and parse_dtype(dtype) != np.float32:
         raise CheckpointError(f"{destination}: .wts stores float32 only; drop --dtype {dtype} or write .safetensors")
     checkpoint = Checkpoint.load(source)
@@ -156,7 +161,7 @@ def convert(
         tensors = cast_tensors(tensors, dtype, str(source))
         cast = sum(tensors[n].dtype != before[n].dtype for n in tensors)
     metadata = {"converted_from": source.name} if destination.suffix.lower() == ".safetensors" else None
-    write_checkpoint(tensors, destination, metadata)
+    write_checkpoint(tensors, destination, metadata, inputs=[source])
     return ConversionSummary(
         source=source,
         destination=destination,

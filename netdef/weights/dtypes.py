@@ -66,3 +66,27 @@ def parse_dtype(name: str) -> np.dtype:
 
 def is_floating(dtype: np.dtype) -> bool:
     return np.issubdtype(dtype, np.floating) or dtype in (bfloat16, float8_e4m3fn, float8_e5m2)
+
+
+_KINDS = {
+    "b": "bool",
+    "i": "integer",
+    "u": "unsigned integer",
+    "c": "complex",
+    "U": "string",
+    "S": "bytes",
+    "O": "object",
+}
+
+
+def weight_dtype_problem(name: str, dtype: np.dtype) -> str | None:
+    """Why checkpoint entry ``name`` of ``dtype`` cannot be a weight (None for a floating-point dtype).
+
+    Weights are floats: an integer, bool, complex or string tensor would silently lose its
+    meaning (bool becomes 0/1, complex loses its imaginary part), so it is a problem to report.
+    """
+    dtype = np.dtype(dtype)
+    if is_floating(dtype):
+        return None
+    kind = _KINDS.get(dtype.kind, "non-numeric")
+    return f"weight {name!r}: the checkpoint holds a {kind} tensor ({dtype}); weights must be floating point"

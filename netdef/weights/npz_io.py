@@ -163,7 +163,9 @@ def _parse_header(raw: bytes, encoding: str) -> tuple[np.dtype, tuple[int, ...],
     if not isinstance(header, dict) or set(header) != {"descr", "fortran_order", "shape"}:
         raise _MemberError("corrupt .npy header: expected the keys descr, fortran_order and shape")
     shape, fortran = header["shape"], header["fortran_order"]
-    if not isinstance(shape, tuple) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
+    if not isinstance(shape, tuple) or not all(
+        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
+    ):
         raise _MemberError(f"corrupt .npy header: shape {str(shape)[:60]} is not a tuple of non-negative integers")
     if len(shape) > _MAX_DIMS:
         raise _MemberError(f"{len(shape)} dimensions, at most {_MAX_DIMS} are supported")

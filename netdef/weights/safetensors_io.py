@@ -74,9 +74,7 @@ def _entry(name: str, info: object, data_bytes: int) -> tuple[np.dtype, tuple[in
     if len(shape) > _MAX_DIMS:
         raise CheckpointError(f"tensor {name!r}: {len(shape)} dimensions, at most {_MAX_DIMS} are supported")
     if not naturals(offsets, 2) or offsets[0] > offsets[1]:
-        raise CheckpointError(
-            f"tensor {name!r}: data_offsets {_shown(offsets)} are not [begin, end] with begin <= end"
-        )
+        raise CheckpointError(f"tensor {name!r}: data_offsets {_shown(offsets)} are not [begin, end] with begin <= end")
     if not isinstance(info["dtype"], str):
         raise CheckpointError(f"tensor {name!r}: dtype {_shown(info['dtype'])} is not a string")
     dtype = numpy_dtype_for_safetensors(info["dtype"], f"tensor {name!r}")

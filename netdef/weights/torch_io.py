@@ -160,7 +160,9 @@ def read_torch_zip(path: Path) -> Any:
             return _TensorUnpickler(data, storage_bytes, len(buffer) + (64 << 20)).load()
         except (UnsafeGlobalError, _Fallback) as exc:
             if calls_bytearray:  # torch.load's allow-list has bytearray(N) of any size: never hand it such a file
-                raise _Refused(f"{exc}; and the pickle calls bytearray, which only netdef's own reader bounds") from None
+                raise _Refused(
+                    f"{exc}; and the pickle calls bytearray, which only netdef's own reader bounds"
+                ) from None
             raise
 
 

@@ -21,12 +21,13 @@ import binascii
 import mmap
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
 
 from netdef.errors import CheckpointError
+from netdef.fileio import atomic_write
 from netdef.weights.checkpoint import register_reader
 
 _WHITESPACE = b" \t\r\f\v"
@@ -73,7 +74,7 @@ def read_wts(path: Path | str) -> dict[str, np.ndarray]:
     return tensors
 
 
-def write_wts(tensors: Mapping[str, np.ndarray], path: Path | str) -> None:
+def write_wts(tensors: Mapping[str, np.ndarray], path: Path | str, inputs: Iterable[Path | str | None] = ()) -> None:
     """Write ``tensors`` in exactly the layout of tensorrtx's ``gen_wts.py`` (float32 only).
 
     Float16/bfloat16 and integer tensors are widened to float32 when that is exact (float64 is
@@ -93,7 +94,7 @@ def write_wts(tensors: Mapping[str, np.ndarray], path: Path | str) -> None:
             problems.append(str(exc))
     if problems:
         raise _error(Path(path), problems, verb="cannot write")
-    with open(path, "wb") as f:
+    with atomic_write(path, inputs) as f:
         f.write(f"{len(arrays)}\n".encode())
         for name, values in arrays.items():
             f.write(f"{name} {values.size} ".encode())
