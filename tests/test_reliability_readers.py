@@ -129,7 +129,7 @@ def test_npz_object_arrays_are_refused(tmp_path):
 _PEAK = """
 import resource, sys
 from pathlib import Path
-import numpy, torch  # imported before the baseline: the fallback reader may need torch
+import numpy  # (torch is not imported: these files must be refused or read without it)
 from netdef.errors import NetdefError
 from netdef.weights import Checkpoint
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
