@@ -107,7 +107,7 @@ def _deep(depth: int) -> _Deep:
 
 
 def dumps(value) -> bytes:
-    text = json.dumps(value, default=lambda v: "__DEEP__%d" % v.depth if isinstance(v, _Deep) else str(v))
+    text = json.dumps(value, default=lambda v: f"__DEEP__{v.depth}" if isinstance(v, _Deep) else str(v))
     while '"__DEEP__' in text:
         start = text.index('"__DEEP__')
         end = text.index('"', start + 1)
