@@ -330,7 +330,7 @@ def _inputs(network: Any, data: np.ndarray | Mapping[str, np.ndarray]) -> dict[s
         elif len(array) == 0:
             problems.append(f"input {name!r}: the calibration set is empty")
         else:
-            problems += _non_finite_samples(name, array)
+            problems += non_finite_samples(name, array)
         arrays[name] = np.ascontiguousarray(array, dtype=numpy_dtype(tensor.dtype))
     lengths = {len(a) for a in arrays.values()}
     if len(lengths) > 1:
@@ -343,8 +343,11 @@ def _inputs(network: Any, data: np.ndarray | Mapping[str, np.ndarray]) -> dict[s
     return arrays
 
 
-def _non_finite_samples(name: str, array: np.ndarray) -> list[str]:
-    """The samples of ``array`` holding NaN or Inf (a NaN would silently give every tensor amax 0)."""
+def non_finite_samples(name: str, array: np.ndarray) -> list[str]:
+    """The samples (first axis) of input ``name`` holding NaN or Inf, as one problem line (or none).
+
+    (In calibration data a NaN would silently give every tensor amax 0.)
+    """
     finite = np.isfinite(array.reshape(len(array), -1)).all(axis=1)
     if finite.all():
         return []

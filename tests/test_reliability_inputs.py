@@ -287,3 +287,13 @@ def test_ctrl_c_while_reading_exits_130_with_one_line(monkeypatch, capsys, weigh
         assert code == 130
         assert err.strip().splitlines() == ["interrupted"]
     assert not weights.with_suffix(".npz").exists()
+
+
+def test_run_refuses_nan_inputs_naming_input_and_sample(monkeypatch, capsys, tmp_path, weights, lenet_digits):
+    x = lenet_digits[:4].copy()
+    x[3, 0, 1, 1] = np.nan
+    path = tmp_path / "x.npy"
+    np.save(path, x)
+    code, _, err = netdef(monkeypatch, capsys, "run", "lenet", "-w", weights, "-i", path)
+    assert code == 1
+    assert str(path) in err and "'input'" in err and "sample 3" in err and "NaN" in err

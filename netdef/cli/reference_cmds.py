@@ -179,12 +179,18 @@ def _match_inputs(specs, check, arrays, source: str) -> dict:
         if len(specs) != 1:
             raise NetworkInputError(f"{source}: the network has inputs {sorted(specs)}: give an .npz with those names")
         arrays = {next(iter(specs)): array}
-    matched = {}
+    from netdef.calibration import non_finite_samples
+
+    matched, non_finite = {}, []
     for name, array in arrays.items():
         spec = specs.get(name)
         if spec is not None and is_float(array.dtype) and is_float(spec.dtype) and array.dtype != spec.dtype:
             array = array.astype(spec.dtype)
         matched[name] = np.ascontiguousarray(array)
+        if is_float(array.dtype) and array.ndim:
+            non_finite += non_finite_samples(name, matched[name])
+    if non_finite:
+        raise NetworkInputError(f"{source}: " + "; ".join(non_finite))
     try:
         check(matched)
     except NetworkInputError as exc:
