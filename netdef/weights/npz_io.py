@@ -40,6 +40,8 @@ _ARCHIVE_ERRORS = (
     struct.error,
     OverflowError,
     UnicodeDecodeError,
+    IndexError,  # zipfile's parser of a member's extra field
+    KeyError,
 )
 
 

@@ -73,6 +73,8 @@ def _entry(name: str, info: object, data_bytes: int) -> tuple[np.dtype, tuple[in
         raise CheckpointError(f"tensor {name!r}: shape {_shown(shape)} is not a list of non-negative integers")
     if len(shape) > _MAX_DIMS:
         raise CheckpointError(f"tensor {name!r}: {len(shape)} dimensions, at most {_MAX_DIMS} are supported")
+    if math.prod(d for d in shape if d) >= 2**63:  # NumPy's limit, even for an empty array
+        raise CheckpointError(f"tensor {name!r}: shape {_shown(shape)} has more elements than an array can hold")
     if not naturals(offsets, 2) or offsets[0] > offsets[1]:
         raise CheckpointError(f"tensor {name!r}: data_offsets {_shown(offsets)} are not [begin, end] with begin <= end")
     if not isinstance(info["dtype"], str):
