@@ -470,5 +470,5 @@ def load_or_calibrate(
     ckpt = checkpoint if isinstance(checkpoint, Mapping) else Checkpoint.load(checkpoint)
     network = get(architecture).build_network(ckpt, precision="fp32", batch=-1)
     calibration = calibrate(network, data, method, architecture=architecture, checkpoint=source, **kwargs)
-    calibration.save(cache)
+    calibration.save(cache, inputs=[checkpoint if isinstance(checkpoint, (str, Path)) else None])
     return calibration

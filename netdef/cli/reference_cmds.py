@@ -345,7 +345,7 @@ def run_cmd(
         check_output(output, written_from)  # before any work: never over an input, never a FIFO or device
     arrays = load_arrays(input_path, NetworkInputError, "input")
     is_arch = _is_architecture(target)
-    if not is_arch and not Path(target).is_file():
+    if not is_arch and not Path(target).exists():
         from architectures import names
 
         raise ValueError(f"{target}: neither an engine file nor an architecture (known: {', '.join(names())})")
