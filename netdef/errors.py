@@ -26,6 +26,17 @@ class NetworkDefinitionError(NetdefError, ValueError):
     """A network definition is inconsistent (shapes, names, weights); raised before TensorRT sees it."""
 
 
+class DefinitionError(NetdefError, ValueError):
+    """A network definition cannot be found, imported or called as asked (name, file, module, options), or an
+    engine's network cannot be defined again; ``problems`` lists every reason."""
+
+    def __init__(self, message: str, problems: list[str] | None = None):
+        self.problems = list(problems or [])
+        lines = [message + (f": {len(self.problems)} problem(s):" if self.problems else "")]
+        lines += [f"  - {p}" for p in self.problems]
+        super().__init__("\n".join(lines))
+
+
 class BuildError(NetdefError, RuntimeError):
     """TensorRT failed to build an engine; ``trt_errors`` holds TensorRT's own error lines."""
 

@@ -1,10 +1,15 @@
 """The Pythonic builder over TensorRT's INetworkDefinition."""
 
+from typing import TYPE_CHECKING
+
 from netdef.network.core import NetworkCore, Tensor
 from netdef.network.layers import LayersMixin, num_parameters
 from netdef.network.precision import PRECISIONS, Precision, dtype_name, numpy_dtype, precision, trt_dtype
 from netdef.network.quantization import QuantizationMixin
 from netdef.network.transformer import TransformerMixin
+
+if TYPE_CHECKING:
+    from netdef.definition import DefinitionRecord
 
 
 class Network(LayersMixin, TransformerMixin, QuantizationMixin):
@@ -19,6 +24,9 @@ class Network(LayersMixin, TransformerMixin, QuantizationMixin):
     alive as long as the network; weight problems are collected and raised together by
     :meth:`check` (which :func:`netdef.build` calls).
     """
+
+    definition: "DefinitionRecord | None" = None
+    """How to define this network again (set by ``Architecture.build_network``; None when assembled ad hoc)."""
 
 
 __all__ = [
