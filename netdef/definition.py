@@ -137,9 +137,7 @@ class Architecture:
             )
         for tensor, name in zip(tensors, self.outputs, strict=True):
             net.output(tensor, name)
-        net.definition = DefinitionRecord.of(
-            self, options, {self.input_name: list(shape)}, net, ckpt, calibration
-        )
+        net.definition = DefinitionRecord.of(self, options, {self.input_name: list(shape)}, net, ckpt, calibration)
         if check:
             net.check()
         return net
@@ -282,7 +280,7 @@ def is_definition_spec(text: str) -> bool:
 
 
 def resolve(spec: str) -> Architecture:
-    """The architecture ``spec`` names: a registered name, ``path/to/file.py:function`` or ``package.module:function``."""
+    """The architecture ``spec`` names: a registered name, ``path/to/file.py:function`` or ``module:function``."""
     if ":" not in spec:
         return get(spec)
     where, _, function = spec.rpartition(":")

@@ -32,7 +32,7 @@ from netdef.errors import (
     RunnerClosedError,
 )
 from netdef.runtime import bench, preprocess
-from netdef.runtime.compat import backend_problems, gpu_problems, load_engine, select_gpu
+from netdef.compat import backend_problems, gpu_problems, load_engine, select_gpu
 from netdef.runtime.iospec import EngineIO, TensorSpec, shape_text
 from netdef.runtime.pool import ContextPool
 from netdef.runtime.runner import Runner, check_arguments, run_engine_file

@@ -30,19 +30,11 @@ from typing import Any
 import numpy as np
 
 from netdef.backend import trt
+from netdef.calibration_cache import INT8_MAX, scale_from_amax
 from netdef.errors import CalibrationError, NetworkDefinitionError
 from netdef.network.core import NetworkCore, Tensor
 
 log = logging.getLogger("netdef.calibration")
-
-INT8_MAX = 127
-"""Symmetric INT8 range is [-128, 127]; scales map ``amax`` to 127."""
-
-
-def scale_from_amax(amax: np.ndarray | float) -> np.ndarray:
-    """``amax / 127`` as float32; a zero range (a channel or tensor that is all zeros) gets scale 1."""
-    amax = np.asarray(amax, dtype=np.float64)
-    return np.where(amax > 0, amax / INT8_MAX, 1.0).astype(np.float32)
 
 
 def weight_scales(weight: np.ndarray, axis: int = 0) -> np.ndarray:
@@ -63,7 +55,7 @@ def fake_quantize(x: np.ndarray, scale: np.ndarray | float, axis: int | None = N
 def _resolve(calibration: Any) -> Any:
     """A Calibration (loaded when given a cache file path), a mapping tensor name -> scale, or None."""
     if isinstance(calibration, (str, os.PathLike)):
-        from netdef.calibration import Calibration
+        from netdef.calibration_cache import Calibration
 
         return Calibration.load(calibration)
     if calibration is not None and not isinstance(getattr(calibration, "scales", calibration), Mapping):
@@ -191,7 +183,7 @@ class QuantizationMixin(NetworkCore):
             self._scale_problems.insert(0, f"the calibration was made for {made_for!r}, this network is {self.name!r}")
         fingerprint = getattr(self.calibration, "weights_sha256", None)
         if fingerprint and self.quantized:
-            from netdef.calibration import weights_fingerprint
+            from netdef.calibration_cache import weights_fingerprint
 
             if weights_fingerprint(self.weights) != fingerprint:
                 log.warning("int8 network %r: the calibration was measured with other weights", self.name)

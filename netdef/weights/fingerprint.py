@@ -44,7 +44,10 @@ def changed_since(path: str | Path, recorded: Mapping[str, Any] | None) -> str |
     except OSError as exc:
         return f"{path} cannot be read: {exc.strerror or exc}"
     if now["size"] != recorded.get("size"):
-        return f"{path} has changed since the engine was built: {now['size']} bytes, the engine recorded {recorded.get('size')}"
+        return (
+            f"{path} has changed since the engine was built: "
+            f"{now['size']} bytes, the engine recorded {recorded.get('size')}"
+        )
     if now[ALGORITHM] != recorded.get(ALGORITHM):
         return f"{path} has changed since the engine was built: its BLAKE2b digest differs from the one recorded"
     return None

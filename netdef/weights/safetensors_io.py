@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from netdef.errors import CheckpointError
-from netdef.weights.checkpoint import register_reader
 from netdef.weights.dtypes import numpy_dtype_for_safetensors, safetensors_dtype_name
+from netdef.weights.formats import register_reader
 
 _HEADER_LIMIT = 100 * 1024 * 1024
 

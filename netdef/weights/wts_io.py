@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from netdef.errors import CheckpointError
-from netdef.weights.checkpoint import register_reader
+from netdef.weights.formats import register_reader
 
 _WHITESPACE = b" \t\r\f\v"
 _HEAD = re.compile(rb"[ \t\r\f\v]*(\S+)(?:[ \t\r\f\v]+(\S+))?")
