@@ -37,9 +37,9 @@ def convert(
 
     shapes = None
     if shapes_from is not None:
-        from architectures import get
+        from netdef.cli.targets import architecture
 
-        shapes = get(shapes_from).expected_weights()
+        shapes = architecture(shapes_from).expected_weights()
     summary = convert_checkpoint(
         source, output, dtype=dtype, rules=rename or (), strip_prefixes=strip_prefix or (), shapes=shapes
     )

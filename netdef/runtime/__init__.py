@@ -31,8 +31,8 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
-    from netdef.runtime.bench import BenchResult, bench_runner
     from netdef.compat import load_engine
+    from netdef.runtime.bench import BenchResult, bench_runner
     from netdef.runtime.iospec import EngineIO, TensorSpec
     from netdef.runtime.pool import ContextPool
     from netdef.runtime.preprocess import preprocess_image, softmax, top_k

@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from netdef.compat import load_engine
 from netdef.engine import Engine
 from netdef.errors import CudaError, EngineExecutionError, EngineFileError, NetworkInputError, RunnerClosedError
 from netdef.runtime import cuda
-from netdef.compat import load_engine
 from netdef.runtime.iospec import EngineIO, TensorSpec
 from netdef.runtime.pool import ContextPool
 from netdef.runtime.tensors import cuda_device_of, from_numpy, is_torch, numpy_dtype_of, shape_of, to_numpy, torch_dtype
