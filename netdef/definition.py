@@ -560,11 +560,11 @@ def _checkpoint_for(record: DefinitionRecord, checkpoint: CheckpointLike | None)
             return Checkpoint(checkpoint)
         return Checkpoint.load(checkpoint)
     if not record.checkpoint:
-        raise DefinitionError("the engine records no checkpoint file: give one (--weights)")
+        raise DefinitionError("built from a checkpoint it does not record; give the checkpoint with --weights")
     path = Path(record.checkpoint)
     if not path.is_file():
-        raise DefinitionError(f"it was built from {path}, which is not a file here: give the checkpoint (--weights)")
+        raise DefinitionError(f"built from {path}, which is not a file here; give the checkpoint with --weights")
     changed = changed_since(path, record.checkpoint_fingerprint)
     if changed:
-        raise DefinitionError(f"{changed}; refusing to use it: give the checkpoint explicitly (--weights) to use it")
+        raise DefinitionError(f"{changed}; refusing to use it: give the checkpoint with --weights to use it anyway")
     return Checkpoint.load(path)

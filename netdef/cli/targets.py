@@ -68,14 +68,18 @@ def define(
     options: list[str] | None = None,
     strict: bool = False,
     zeros: bool = False,
+    warn_unused: bool = True,
 ) -> Defined:
     """Define ``target`` on ``weights``: a definition (``zeros``: zeros of the expected shapes stand in
-    when no checkpoint is given) or an engine file (its recorded checkpoint unless ``weights``)."""
+    when no checkpoint is given) or an engine file (its recorded checkpoint unless ``weights``).
+
+    Checkpoint entries the network does not read are warned about (``warn_unused``), or with
+    ``strict`` raised as one error."""
     from netdef.weights import Checkpoint
 
     load_zoo()
     if is_engine(target):
-        return _from_engine(Path(target), weights, options, strict)
+        return _from_engine(Path(target), weights, options, strict, warn_unused)
     arch = architecture(target)
     parsed = arch.parse_options(options or [])
     if weights is None and not zeros:
@@ -83,11 +87,11 @@ def define(
     checkpoint: Any = Checkpoint.load(weights) if weights is not None else arch.zeros(**parsed)
     network = arch.build_network(checkpoint, precision=precision, batch=batch, calibration=calibration, **parsed)
     source = str(weights) if weights is not None else "zeros"
-    report_unused(network, source, arch.name, strict)
+    report_unused(network, source, arch.name, strict, warn_unused)
     return Defined(network, arch, source)
 
 
-def _from_engine(path: Path, weights: Path | None, options: list[str] | None, strict: bool) -> Defined:
+def _from_engine(path: Path, weights: Path | None, options: list[str] | None, strict: bool, warn: bool) -> Defined:
     from netdef.definition import record_of, redefine
     from netdef.engine import Engine
 
@@ -99,11 +103,11 @@ def _from_engine(path: Path, weights: Path | None, options: list[str] | None, st
     assert record is not None  # redefine refused an engine without one
     source = str(weights) if weights is not None else str(record.checkpoint)
     arch = record.resolve()
-    report_unused(network, source, arch.name, strict)
+    report_unused(network, source, arch.name, strict, warn)
     return Defined(network, arch, source, engine)
 
 
-def report_unused(network: Any, source: str, name: str, strict: bool) -> None:
+def report_unused(network: Any, source: str, name: str, strict: bool, warn: bool = True) -> None:
     """Warn about checkpoint entries ``network`` does not read; with ``strict`` they are one error."""
     from netdef.errors import CheckpointError
 
@@ -112,7 +116,7 @@ def report_unused(network: Any, source: str, name: str, strict: bool) -> None:
         lines = [f"{source}: {len(unused)} checkpoint entr{'y is' if len(unused) == 1 else 'ies are'} not used by "
                  f"{name} (--strict):", *(f"  - {key!r}" for key in unused)]  # fmt: skip
         raise CheckpointError("\n".join(lines))
-    for key in unused:
+    for key in unused if warn else ():
         err_console.print(f"[yellow]warning:[/] {escape(source)}: entry {escape(repr(key))} is not used by {name}")
 
 
