@@ -335,12 +335,12 @@ def _architecture_in(module: ModuleType, function: str, spec: str) -> Architectu
     if isinstance(found, Architecture):
         return found
     if found is None:
-        public = [n for n, v in vars(module).items() if v in _BY_FUNCTION]
+        public = [n for n, v in vars(module).items() if callable(v) and v in _BY_FUNCTION]
         raise DefinitionError(
             f"{spec}: {module.__file__ or module.__name__} has no {function!r}"
             + (f" (registered there: {', '.join(public)})" if public else "")
         )
-    if found not in _BY_FUNCTION:
+    if not callable(found) or found not in _BY_FUNCTION:
         raise DefinitionError(
             f"{spec}: {function} is not registered: decorate it with "
             f"@netdef.register({function!r}, input_shape=(...)) to give its input shape and output name"
