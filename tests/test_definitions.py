@@ -96,7 +96,6 @@ def engine_file(project) -> Path:
 
 def test_register_is_public_and_the_zoo_uses_it():
     import architectures
-
     from netdef import register
 
     assert register is nd.register is architectures.register
