@@ -188,7 +188,7 @@ def _save_timing_cache(builder_config: Any, config: BuildConfig) -> None:
 
 def _metadata(network: Network, config: BuildConfig, seconds: float, definition: dict[str, Any] | None) -> dict:
     caps = backend.capabilities()
-    profile = {}
+    profile: dict[str, Any] = {}
     dynamic_batch = any(t["shape"][:1] == [-1] for t in network.io_tensors() if t["mode"] == "input")
     if config.batch is not None and dynamic_batch:  # a static network has no batch range
         profile["batch"] = list(config.batch)

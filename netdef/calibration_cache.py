@@ -10,6 +10,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,7 +132,7 @@ class Calibration:
         )
 
     @classmethod
-    def load(cls, path: str | Path) -> Calibration:
+    def load(cls, path: str | os.PathLike[str]) -> Calibration:
         path = Path(path)
         try:
             text = path.read_text()
@@ -166,7 +167,7 @@ def weights_fingerprint(weights: Mapping[str, np.ndarray]) -> str:
     for name in sorted(weights):
         array = np.ascontiguousarray(weights[name])
         digest.update(f"{name}:{array.dtype}:{array.shape};".encode())
-        digest.update(memoryview(array).cast("B"))
+        digest.update(array.reshape(-1).view(np.uint8).data)
     return digest.hexdigest()
 
 

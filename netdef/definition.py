@@ -558,7 +558,7 @@ def _checkpoint_for(record: DefinitionRecord, checkpoint: CheckpointLike | None)
             return checkpoint
         if isinstance(checkpoint, Mapping):
             return Checkpoint(checkpoint)
-        return Checkpoint.load(checkpoint)
+        return Checkpoint.load(Path(checkpoint))
     if not record.checkpoint:
         raise DefinitionError("built from a checkpoint it does not record; give the checkpoint with --weights")
     path = Path(record.checkpoint)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -66,7 +66,7 @@ def weights(
     from netdef.weights import Checkpoint
 
     ckpt = Checkpoint.load(checkpoint)
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"name": name, "shape": list(a.shape), "dtype": a.dtype.name, "parameters": int(a.size), "bytes": int(a.nbytes)}
         for name, a in ckpt.items()
     ]

@@ -211,20 +211,20 @@ def _compare(meta: dict[str, Any], network: Any) -> list[str]:
                 "the new definition does not produce it"
             )
     for name, array in new.items():
-        info = expected.get(name)
-        if info is None:
+        recorded = expected.get(name)
+        if recorded is None:
             if expected:
                 problems.append(
                     f"extra weight {name!r} ({_describe_array(array)}): the new definition produces it, "
                     "the engine has no such weight"
                 )
             continue
-        if list(array.shape) != list(info["shape"]):
+        if list(array.shape) != list(recorded["shape"]):
             problems.append(
-                f"weight {name!r}: shape changed: engine has {tuple(info['shape'])}, new is {tuple(array.shape)}"
+                f"weight {name!r}: shape changed: engine has {tuple(recorded['shape'])}, new is {tuple(array.shape)}"
             )
-        if str(array.dtype) != info["dtype"]:
-            problems.append(f"weight {name!r}: dtype changed: engine has {info['dtype']}, new is {array.dtype}")
+        if str(array.dtype) != recorded["dtype"]:
+            problems.append(f"weight {name!r}: dtype changed: engine has {recorded['dtype']}, new is {array.dtype}")
     return problems
 
 

@@ -398,7 +398,8 @@ class Runner:
         if len(slot.graphs) >= MAX_GRAPHS_PER_CONTEXT:
             oldest = next(iter(slot.graphs))
             slot.graphs.pop(oldest).close()
-        slot.graphs[key] = capture.graph
+        if capture.graph is not None:
+            slot.graphs[key] = capture.graph
 
 
 def run_engine_file(path: str | Path | Engine, inputs: Mapping[str, Any], device: int = 0) -> dict[str, np.ndarray]:

@@ -130,7 +130,7 @@ def _map(path: Path) -> bytes | mmap.mmap:
         return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
 
 
-def _lines(data: bytes):
+def _lines(data: bytes | mmap.mmap):
     """(1-based line number, start, end) of every line, without the newline."""
     start, number = 0, 1
     while start < len(data):
@@ -155,7 +155,7 @@ def _is_count(text: str) -> bool:
 
 
 def _parse_values(
-    data: bytes, head: re.Match[bytes], end: int, number: int, name: str, problems: list[str]
+    data: bytes | mmap.mmap, head: re.Match[bytes], end: int, number: int, name: str, problems: list[str]
 ) -> np.ndarray | None:
     where = f"line {number}: tensor {name!r}"
     if head.group(2) is None:
@@ -177,7 +177,7 @@ def _parse_values(
     return _decode_tolerant(data[first:last].decode("latin-1"), count, where, problems)
 
 
-def _decode_canonical(data: bytes, first: int, last: int, count: int) -> np.ndarray | None:
+def _decode_canonical(data: bytes | mmap.mmap, first: int, last: int, count: int) -> np.ndarray | None:
     """Words of exactly 8 hex digits separated by single spaces: decoded with NumPy, or None."""
     if count == 0:
         return np.zeros(0, np.float32) if first == last else None
