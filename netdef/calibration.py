@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from netdef import __version__
+from netdef.dtypes import numpy_dtype
 from netdef.errors import CalibrationError
 
 METHODS = ("max", "percentile", "entropy")
@@ -46,6 +47,8 @@ CACHE_FORMAT = "netdef-int8-calibration"
 CACHE_VERSION = 1
 DEFAULT_PERCENTILE = 99.99
 DEFAULT_BINS = 2048
+INT8_MAX = 127
+"""Symmetric INT8 range is [-128, 127]; scales map ``amax`` to 127."""
 LEVELS = 128
 """Quantized levels of ``|x|`` (INT8's 0..127 plus zero), as TensorRT's entropy calibration uses."""
 
@@ -76,8 +79,6 @@ class Calibration:
     @property
     def scales(self) -> dict[str, float]:
         """Tensor name -> INT8 scale ``amax / 127`` (1.0 for a tensor that was all zeros)."""
-        from netdef.network.quantization import scale_from_amax
-
         return {name: float(scale_from_amax(amax)) for name, amax in self.amax.items()}
 
     def to_json(self) -> dict[str, Any]:
@@ -180,6 +181,12 @@ class Calibration:
         return found
 
 
+def scale_from_amax(amax: np.ndarray | float) -> np.ndarray:
+    """``amax / 127`` as float32; a zero range (a channel or tensor that is all zeros) gets scale 1."""
+    amax = np.asarray(amax, dtype=np.float64)
+    return np.where(amax > 0, amax / INT8_MAX, 1.0).astype(np.float32)
+
+
 def weights_fingerprint(weights: Mapping[str, np.ndarray]) -> str:
     """SHA-256 over the weights' names, shapes and bytes (the weights a network hands TensorRT)."""
     digest = hashlib.sha256()
@@ -275,8 +282,6 @@ def _batches(data: Mapping[str, np.ndarray], batch_size: int) -> Iterator[dict[s
 
 def _inputs(network: Any, data: np.ndarray | Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The calibration set as input name -> float array, checked against the network's inputs."""
-    from netdef.network.precision import numpy_dtype
-
     trt_net = network.trt_network
     declared = {trt_net.get_input(i).name: trt_net.get_input(i) for i in range(trt_net.num_inputs)}
     if not isinstance(data, Mapping):
@@ -383,7 +388,7 @@ def calibrate(
         samples=samples,
         consumers={key: list(network.quantization_points.get(key, [])) for key in tensors},
         checkpoint=checkpoint,
-        weights_sha256=weights_fingerprint(network.weights),
+        weights_sha256=network.weight_table.fingerprint(),
         seconds=round(time.perf_counter() - started, 3),
     )
 
