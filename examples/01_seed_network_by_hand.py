@@ -79,7 +79,7 @@ def define(checkpoint: Checkpoint) -> Network:
     #     prob->getOutput(0)->setName(OUTPUT_BLOB_NAME);
     # TensorRT's default softmax axis depends on the rank (here it would be axis 0, the batch!):
     # netdef asks for the axis explicitly.
-    prob = net.softmax(x, axis=1, name="softmax")
+    prob = net.softmax(x, dim=1, name="softmax")
 
     # Step 7. "标记输出" -- mark the output:
     #     network->markOutput(*prob->getOutput(0));

@@ -130,7 +130,8 @@ a GPU that a refittable engine computes what a plain one does, which would catch
 
 def _configure_refit(network: Network, builder_config: Any, config: BuildConfig) -> None:
     builder_config.set_flag(backend.refit_builder_flag(REFIT_MODE))
-    refused = [name for name in network.weights if not network.trt_network.mark_weights_refittable(name)]
+    refittable = [e.name for e in network.weight_table if e.refittable]
+    refused = [name for name in refittable if not network.trt_network.mark_weights_refittable(name)]
     if refused:
         raise BuildError(f"TensorRT refused to mark {len(refused)} weight(s) refittable: {', '.join(refused)}")
     if config.strip_weights:  # with REFIT_INDIVIDUAL, exactly the marked weights are stripped
@@ -207,8 +208,7 @@ def _metadata(network: Network, config: BuildConfig, seconds: float, definition:
         "io": network.io_tensors(),
         "profile": profile,
         "num_layers": network.num_layers,
-        "weights": {name: {"shape": list(a.shape), "dtype": str(a.dtype)} for name, a in network.weights.items()},
-        "derived_weights": network.derived,
+        **network.weight_table.metadata(),  # "weights" and "derived_weights"
         "refit": bool(config.refit or config.strip_weights),
         "refit_mode": REFIT_MODE if (config.refit or config.strip_weights) else None,
         "strip_weights": bool(config.strip_weights),

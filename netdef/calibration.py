@@ -44,6 +44,7 @@ from netdef.calibration_cache import (
     Calibration,
     weights_fingerprint,
 )
+from netdef.dtypes import numpy_dtype
 from netdef.errors import CalibrationError
 
 __all__ = [
@@ -148,8 +149,6 @@ def _batches(data: Mapping[str, np.ndarray], batch_size: int) -> Iterator[dict[s
 
 def _inputs(network: Any, data: np.ndarray | Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The calibration set as input name -> float array, checked against the network's inputs."""
-    from netdef.network.precision import numpy_dtype
-
     trt_net = network.trt_network
     declared = {trt_net.get_input(i).name: trt_net.get_input(i) for i in range(trt_net.num_inputs)}
     if not isinstance(data, Mapping):
@@ -256,7 +255,7 @@ def calibrate(
         samples=samples,
         consumers={key: list(network.quantization_points.get(key, [])) for key in tensors},
         checkpoint=checkpoint,
-        weights_sha256=weights_fingerprint(network.weights),
+        weights_sha256=network.weight_table.fingerprint(),
         seconds=round(time.perf_counter() - started, 3),
     )
 

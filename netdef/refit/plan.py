@@ -108,7 +108,7 @@ def to_torch(array: np.ndarray, device: str = "cuda") -> Any:
     """A torch tensor with ``array``'s bytes on ``device``; bfloat16 (ml_dtypes) goes through an int16 view."""
     import torch
 
-    from netdef.weights.dtypes import bfloat16
+    from netdef.dtypes import bfloat16
 
     if array.dtype == bfloat16:
         tensor = torch.from_numpy(np.ascontiguousarray(array).view(np.int16)).view(torch.bfloat16)
@@ -181,9 +181,8 @@ def _plan(
     expected = meta.get("weights", {})
     weights = {}
     for name in expected:  # the engine's order
-        array = network.weights[name]
-        sources = tuple(network.derived.get(name, [name]))
-        weights[name] = PlannedWeight(name, np.ascontiguousarray(array), sources)
+        entry = network.weight_table[name]
+        weights[name] = PlannedWeight(name, np.ascontiguousarray(entry.array), entry.sources)
     return RefitPlan(
         weights=weights,
         checkpoint=network.checkpoint.source,
@@ -199,7 +198,7 @@ def _compare(meta: dict[str, Any], network: Any) -> list[str]:
 
     (NaN/Inf in the checkpoint, from folding BatchNorm or from casting to fp16/bf16 are problems of
     the definition itself: ``Network.check`` reports them.)"""
-    new: Mapping[str, np.ndarray] = network.weights
+    new: Mapping[str, np.ndarray] = network.weight_table.refittable()
     expected: dict[str, dict[str, Any]] = meta.get("weights") or {}
     problems = []
     if not expected:

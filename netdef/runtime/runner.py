@@ -50,7 +50,7 @@ def check_arguments(device: Any, contexts: Any, cuda_graph: Any) -> None:
 def io_from_cuda_engine(cuda_engine: Any, source: str) -> EngineIO:
     """The engine's I/O tensors and profile-0 ranges, read from the deserialized engine itself."""
     from netdef.backend import trt
-    from netdef.network.precision import numpy_dtype
+    from netdef.dtypes import numpy_dtype
 
     inputs, outputs, problems = [], [], []
     for i in range(cuda_engine.num_io_tensors):
