@@ -43,11 +43,9 @@ class DefinitionError(NetdefError, ValueError):
     """A network definition cannot be found, imported or called as asked (name, file, module, options), or an
     engine's network cannot be defined again; ``problems`` lists every reason."""
 
-    def __init__(self, message: str, problems: list[str] | None = None):
-        self.problems = list(problems or [])
-        lines = [message + (f": {len(self.problems)} problem(s):" if self.problems else "")]
-        lines += [f"  - {p}" for p in self.problems]
-        super().__init__("\n".join(lines))
+    def __init__(self, message: str, problems: Iterable[str] | None = None):
+        problems = list(problems or [])
+        super().__init__(message + (f": {len(problems)} problem(s)" if problems else ""), problems)
 
 
 class BuildError(NetdefError, RuntimeError):
