@@ -114,9 +114,13 @@ class Architecture:
         io_dtype: str = "fp32",
         calibration: Any = None,
         check: bool = True,
+        input_shape: Sequence[int] | None = None,
         **options: Any,
     ) -> Network:
         """Define this architecture on ``checkpoint``; ``batch=-1`` makes the batch dynamic.
+
+        ``input_shape``: one sample's shape when it differs from the registered one (e.g. another
+        image size); it is recorded with the network.
 
         ``calibration``: activation scales for ``precision="int8"`` (see :mod:`netdef.calibration`).
         The network carries its :class:`DefinitionRecord` (``network.definition``).
@@ -127,7 +131,7 @@ class Architecture:
         self.check_options(options)
         ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else Checkpoint(checkpoint)
         net = Network(ckpt, precision=precision, io_dtype=io_dtype, name=self.name, calibration=calibration)
-        shape = (batch, *self.input_shape)
+        shape = (batch, *(self.input_shape if input_shape is None else tuple(int(d) for d in input_shape)))
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # reported as problems
             y = self.define(net, net.input(self.input_name, shape), **options)
         tensors = tuple(y) if isinstance(y, (tuple, list)) else (y,)
@@ -539,12 +543,13 @@ def redefine(
         problems.append(str(exc))
     if problems or architecture is None or ckpt is None:
         raise DefinitionError(f"{source}: cannot define its network {record.spec!r} again", problems)
-    shape = record.inputs.get(architecture.input_name) or [-1]
+    shape = record.inputs.get(architecture.input_name) or [-1, *architecture.input_shape]
     calibration = record.calibration if record.precision == "int8" else None
     return architecture.build_network(
         ckpt,
         precision=record.precision,
         batch=int(shape[0]),
+        input_shape=shape[1:],
         io_dtype=record.io_dtype,
         calibration=calibration,
         check=check,
