@@ -101,24 +101,6 @@ def write_wts(tensors: Mapping[str, np.ndarray], path: Path | str) -> None:
             f.write(b"\n")
 
 
-def read_wts_per_value(path: Path | str) -> dict[str, np.ndarray]:
-    """The classic reader tensorrtx users write: one ``struct.unpack`` per value (reference only).
-
-    Kept as the ground truth for tests and the baseline of ``benchmarks/build_paths.py``.
-    """
-    import struct
-
-    tensors = {}
-    with open(path) as f:
-        count = int(f.readline())
-        for _ in range(count):
-            words = f.readline().split()
-            name, size = words[0], int(words[1])
-            values = [struct.unpack(">f", bytes.fromhex(w))[0] for w in words[2 : 2 + size]]
-            tensors[name] = np.array(values, dtype=np.float32)
-    return tensors
-
-
 # ---------------------------------------------------------------------------- reading
 
 
