@@ -13,10 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cli_runner import netdef
+from cli_runner import assert_clean_failure, needs_build, netdef
 
 import netdef as nd
-from netdef import backend
 from netdef.definition import DefinitionRecord, record_of, redefine, resolve
 from netdef.engine import Engine
 from netdef.errors import DefinitionError, NetdefError, RefitError
@@ -52,18 +51,6 @@ def checkpoint(seed: int, width: int = 4, bias: bool = True) -> dict[str, np.nda
     if bias:
         tensors["conv.bias"] = rng.normal(0, 0.3, (width,))
     return {k: v.astype(np.float32) for k, v in tensors.items()}
-
-
-def needs_build() -> None:
-    caps = backend.capabilities()
-    if not caps.can_build:
-        pytest.skip(f"engines cannot be built here: {caps.reason}")
-
-
-def assert_clean_failure(code: int, err: str, *fragments: str) -> None:
-    assert code == 1 and err.startswith("error: ") and "Traceback" not in err, err
-    for fragment in fragments:
-        assert fragment in " ".join(err.split()), (fragment, err)
 
 
 @pytest.fixture(scope="module")
