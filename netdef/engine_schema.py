@@ -93,6 +93,16 @@ def record(fields: Mapping[str, tuple[Spec, bool]], optional: bool = False) -> S
     return check
 
 
+def any_of(*specs: Spec) -> Spec:
+    """A value that fits one of ``specs`` (the first spec's problems are reported when none fits)."""
+
+    def check(value: Any, where: str) -> list[str]:
+        results = [spec(value, where) for spec in specs]
+        return [] if any(not r for r in results) else results[0]
+
+    return check
+
+
 def _check_fields(value: Mapping[str, Any], fields: Mapping[str, tuple[Spec, bool]], prefix: str) -> list[str]:
     problems = []
     for name, (spec, required) in fields.items():
@@ -149,13 +159,23 @@ SCHEMA: dict[str, tuple[Spec, bool]] = {
     "strip_weights": (of(bool, type(None)), False),
     "build_seconds": (of(float, type(None), minimum=0), False),
     "created": (_optional_text, False),
-    "definition": (
+    "definition": (  # netdef.definition.DefinitionRecord (format 2); format 1 has architecture, options, checkpoint
         record(
             {
                 "architecture": (_optional_text, False),
+                "function": (_optional_text, False),
+                "module": (_optional_text, False),
+                "file": (_optional_text, False),
                 "options": (dict_of(lambda value, where: [], optional=True), False),
+                "inputs": (dict_of(_shape, optional=True), False),
+                "precision": (_text, False),
+                "io_dtype": (_text, False),
+                "calibration": (any_of(_optional_text, dict_of(of(float))), False),
                 "checkpoint": (_optional_text, False),
-                "calibration": (_optional_text, False),
+                "checkpoint_fingerprint": (
+                    record({"size": (_size, True), "blake2b": (_text, True)}, optional=True),
+                    False,
+                ),
             },
             optional=True,
         ),

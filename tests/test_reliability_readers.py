@@ -46,7 +46,7 @@ def test_safetensors_dimension_beyond_int64(tmp_path):
 def test_safetensors_wrapping_shape_product(tmp_path):
     header = {"w": {"dtype": "F32", "shape": [2**32, 2**32], "data_offsets": [0, 0]}}
     path = _safetensors(tmp_path / "wrap.safetensors", header)
-    with pytest.raises(CheckpointError, match=r"'w'.*18446744073709551616 values"):
+    with pytest.raises(CheckpointError, match=r"'w'.*more elements than an array can hold"):
         Checkpoint.load(path)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -124,7 +125,8 @@ def _write_npz(tensors: Mapping[str, np.ndarray], path: Path, inputs: Iterable[P
             f"{path}: .npz cannot store {', '.join(unsupported)} without pickle; write .safetensors instead"
         )
     with atomic_write(path, inputs) as f:
-        np.savez(f, **{name: np.ascontiguousarray(a) for name, a in tensors.items()})
+        arrays: dict[str, Any] = {name: np.ascontiguousarray(a) for name, a in tensors.items()}
+        np.savez(f, **arrays)
 
 
 def convert(

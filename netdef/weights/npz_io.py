@@ -22,7 +22,7 @@ from typing import IO
 import numpy as np
 
 from netdef.errors import CheckpointError, NetdefError
-from netdef.weights.checkpoint import register_reader
+from netdef.weights.formats import register_reader
 
 _MAGIC = b"\x93NUMPY"
 _MAX_HEADER = 1 << 20
