@@ -14,7 +14,7 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 
@@ -110,7 +110,7 @@ class Calibration:
             tensors = {}
         for name, entry in tensors.items():
             value = entry.get("amax") if isinstance(entry, dict) else None
-            if not _is_number(value) or not math.isfinite(value) or value < 0:
+            if not isinstance(entry, dict) or not _is_number(value) or not math.isfinite(value) or value < 0:
                 problems.append(f"tensor {name!r}: amax must be a finite number >= 0, found {value!r}")
                 continue
             scale = entry.get("scale", 1.0)
@@ -188,7 +188,7 @@ _OPTIONAL_FIELDS: dict[str, tuple[type, ...]] = {
 """Top-level cache fields and their JSON types (each may also be null)."""
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: Any) -> TypeGuard[int | float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 

@@ -101,7 +101,7 @@ def _log_warning(message, category, filename, lineno, file=None, line=None) -> N
     logging.getLogger("netdef.python").debug("%s: %s", category.__name__, message)
 
 
-def _interrupted(exc: BaseException) -> bool:
+def _interrupted(exc: BaseException | None) -> bool:
     """Whether ``exc`` (or what it was raised from) is a KeyboardInterrupt: the CLI framework turns
     Ctrl-C into a silent exit with status 130."""
     seen = set()

@@ -6,8 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
+from netdef.errors import NetdefError
 
-def load_arrays(path: Path, error: type[Exception], what: str = "input") -> np.ndarray | dict[str, np.ndarray]:
+
+def load_arrays(path: Path, error: type[NetdefError], what: str = "input") -> np.ndarray | dict[str, np.ndarray]:
     """An ``.npy`` file as one array, an ``.npz`` file as name -> array (no pickle); ``error`` otherwise.
 
     Only regular files are read (:mod:`netdef.fileio`); damaged files raise ``error`` naming the file.

@@ -17,7 +17,7 @@ import struct
 import zipfile
 import zlib
 from pathlib import Path
-from typing import IO
+from typing import Protocol
 
 import numpy as np
 
@@ -43,6 +43,12 @@ _ARCHIVE_ERRORS = (
     IndexError,  # zipfile's parser of a member's extra field
     KeyError,
 )
+
+
+class _Stream(Protocol):
+    """A binary file or zip member."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
 
 
 class _MemberError(Exception):
@@ -108,24 +114,25 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
-def _read_exactly(stream: IO[bytes], count: int, what: str) -> bytes:
+def _read_exactly(stream: _Stream, count: int, what: str) -> bytes:
     data = stream.read(count)
     if len(data) != count:
         raise _MemberError(f"truncated: {what} needs {count} bytes, {len(data)} are there")
     return data
 
 
-def _read_into(stream: IO[bytes], target: np.ndarray, what: str) -> None:
-    """Fill ``target`` (bytes) from ``stream`` without an intermediate copy."""
-    view, got = memoryview(target), 0
+def _read_into(stream: _Stream, target: np.ndarray, what: str) -> None:
+    """Fill ``target`` (bytes) from ``stream``, 1 MiB at a time (no second copy of the whole array)."""
+    view, got = target.data.cast("B"), 0
     while got < len(view):
-        n = stream.readinto(view[got:])
-        if not n:
+        chunk = stream.read(min(len(view) - got, 1 << 20))
+        if not chunk:
             raise _MemberError(f"truncated: {what} needs {len(view)} bytes, {got} are there")
-        got += n
+        view[got : got + len(chunk)] = chunk
+        got += len(chunk)
 
 
-def _read_npy(stream: IO[bytes], available: int) -> np.ndarray:
+def _read_npy(stream: _Stream, available: int) -> np.ndarray:
     """Parse one ``.npy`` stream of ``available`` bytes; the data is read only once its size is checked."""
     prefix = _read_exactly(stream, 8, "the .npy preamble")
     if prefix[:6] != _MAGIC:
