@@ -297,3 +297,20 @@ def test_run_refuses_nan_inputs_naming_input_and_sample(monkeypatch, capsys, tmp
     code, _, err = netdef(monkeypatch, capsys, "run", "lenet", "-w", weights, "-i", path)
     assert code == 1
     assert str(path) in err and "'input'" in err and "sample 3" in err and "NaN" in err
+
+
+def test_ctrl_c_while_the_command_starts_exits_130_with_one_line():
+    """A KeyboardInterrupt while the command modules are imported (a slow start) is handled too."""
+    code = """
+import sys
+class Interrupt:
+    def find_spec(self, name, path=None, target=None):
+        if name == "netdef.cli.refit_cmds":
+            raise KeyboardInterrupt
+sys.meta_path.insert(0, Interrupt())
+from netdef.cli import main
+main()
+"""
+    result = run_python(code)
+    assert result.returncode == 130
+    assert result.stderr.strip().splitlines() == ["interrupted"]
