@@ -120,6 +120,12 @@ class Quantization:
         made_for = getattr(self.calibration, "architecture", None)
         if made_for not in (None, network):
             problems.insert(0, f"the calibration was made for {made_for!r}, this network is {network!r}")
+        extra = sorted(set(getattr(self.calibration, "amax", {})) - set(self.points))
+        if extra:
+            shown = ", ".join(map(repr, extra[:5])) + (f" and {len(extra) - 5} more" if len(extra) > 5 else "")
+            problems.append(
+                f"the calibration has scales for {len(extra)} tensor(s) this network does not quantize: {shown}"
+            )
         fingerprint = getattr(self.calibration, "weights_sha256", None)
         if fingerprint and table.fingerprint() != fingerprint:
             problems.insert(
