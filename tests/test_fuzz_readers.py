@@ -184,7 +184,8 @@ print(json.dumps({{"failures": failures, "growth": peak - base, "largest": max(p
 """
 
 
-def _pth_seed(folder: Path) -> bytes:
+def _pth_seed(folder: Path, legacy: bool = False) -> bytes:
+    """A small state dict with views, half types and an integer buffer; ``legacy``: torch's pre-1.6 format."""
     import torch
 
     base = torch.arange(48, dtype=torch.float32).reshape(6, 8)
@@ -196,18 +197,18 @@ def _pth_seed(folder: Path) -> bytes:
         "half": torch.arange(5, dtype=torch.bfloat16),
         "bn.num_batches_tracked": torch.tensor(3),
     }
-    path = folder / "seed.pth"
-    torch.save({"state_dict": state, "epoch": 3}, path)
+    path = folder / ("legacy.pth" if legacy else "seed.pth")
+    torch.save({"state_dict": state, "epoch": 3}, path, _use_new_zipfile_serialization=not legacy)
     return path.read_bytes()
 
 
 def _fuzz_pth(folder: Path, cases: range) -> dict:
-    seed = _pth_seed(folder)
+    seed, legacy = _pth_seed(folder), _pth_seed(folder, legacy=True)
     cases_folder = folder / "cases"
     cases_folder.mkdir()
     (cases_folder / "seed.pth").write_bytes(seed)
-    for case in cases:
-        mutation, data = mutate(seed, ".pth", case)
+    for case in cases:  # one case in four mutates a legacy (non-zip) file, read by torch.load
+        mutation, data = mutate(legacy if case % 4 == 3 else seed, ".pth", case)
         (cases_folder / f"{case:07d}-{mutation}.pth").write_bytes(data)
     code = _PTH_RUNNER.format(seconds=SECONDS_PER_CASE).replace("sys.argv[1]", repr(str(cases_folder)))
     done = run_python(code, timeout=120 + SECONDS_PER_CASE * len(cases))
