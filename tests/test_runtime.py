@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from architectures import get as get_architecture
 from netdef import backend
 from netdef.build import BuildConfig, build
+from netdef.dtypes import bfloat16
 from netdef.engine import Engine
 from netdef.errors import (
     CheckpointError,
@@ -39,7 +40,6 @@ from netdef.runtime.runner import Runner, check_arguments, run_engine_file
 from netdef.runtime.tensors import from_numpy, is_torch, numpy_dtype_of, to_numpy
 from netdef.runtime.torch_models import torch_model
 from netdef.weights import Checkpoint
-from netdef.weights.dtypes import bfloat16
 from tests.torch_models import LeNet
 
 REPO = Path(__file__).resolve().parents[1]

@@ -104,15 +104,9 @@ class RefitPlan:
 
 def to_torch(array: np.ndarray, device: str = "cuda") -> Any:
     """A torch tensor with ``array``'s bytes on ``device``; bfloat16 (ml_dtypes) goes through an int16 view."""
-    import torch
+    from netdef.dtypes import numpy_to_torch
 
-    from netdef.dtypes import bfloat16
-
-    if array.dtype == bfloat16:
-        tensor = torch.from_numpy(np.ascontiguousarray(array).view(np.int16)).view(torch.bfloat16)
-    else:
-        tensor = torch.from_numpy(np.ascontiguousarray(array))
-    return tensor.to(device).contiguous()
+    return numpy_to_torch(np.ascontiguousarray(array)).to(device).contiguous()
 
 
 # --------------------------------------------------------------------------- planning

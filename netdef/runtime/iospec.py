@@ -12,19 +12,17 @@ from typing import Any
 
 import numpy as np
 
+from netdef import dtypes
 from netdef.errors import EngineFileError, NetworkInputError
-from netdef.weights.dtypes import BY_SHORT_NAME
 
 Shape = tuple[int, ...]
 
 
 def numpy_dtype(name: str) -> np.dtype:
     """The NumPy dtype of a metadata dtype name (``"float32"``, ``"bfloat16"``, ``"int64"``, ...)."""
-    if name.lower() in BY_SHORT_NAME:
-        return BY_SHORT_NAME[name.lower()]
     try:
-        return np.dtype(name)
-    except TypeError:
+        return dtypes.numpy_dtype(name)
+    except dtypes.DTypeError:
         raise EngineFileError(f"engine metadata names dtype {name!r}, which has no NumPy equivalent") from None
 
 

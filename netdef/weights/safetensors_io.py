@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from netdef import dtypes
 from netdef.errors import CheckpointError
 from netdef.weights.checkpoint import register_reader
-from netdef.weights.dtypes import numpy_dtype_for_safetensors, safetensors_dtype_name
 
 _HEADER_LIMIT = 100 * 1024 * 1024
 
@@ -68,7 +68,9 @@ def _entry(name: str, info: object, data_bytes: int) -> tuple[np.dtype, tuple[in
         raise CheckpointError(f"tensor {name!r}: shape {shape!r} is not a list of non-negative integers")
     if not naturals(offsets, 2) or offsets[0] > offsets[1]:
         raise CheckpointError(f"tensor {name!r}: data_offsets {offsets!r} are not [begin, end] with begin <= end")
-    dtype = numpy_dtype_for_safetensors(str(info["dtype"]), f"tensor {name!r}")
+    dtype = dtypes.from_safetensors(str(info["dtype"]))
+    if dtype is None:
+        raise CheckpointError(f"tensor {name!r}: unsupported safetensors dtype {info['dtype']!r}")
     begin, end = offsets
     expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if end - begin != expected or end > data_bytes:
@@ -90,8 +92,11 @@ def write_safetensors(
     arrays = []
     for name, array in tensors.items():
         array = np.asarray(array, order="C")  # (np.ascontiguousarray would store a 0-d array as shape [1])
+        code = dtypes.safetensors_code(array.dtype)
+        if code is None:
+            raise CheckpointError(f"tensor {name!r}: dtype {array.dtype} cannot be stored in safetensors")
         header[name] = {
-            "dtype": safetensors_dtype_name(array.dtype, name),
+            "dtype": code,
             "shape": list(array.shape),
             "data_offsets": [offset, offset + array.nbytes],
         }
