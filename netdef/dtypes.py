@@ -82,10 +82,12 @@ def _numpy(name: str) -> np.dtype:
 
 def lookup(dtype: Any) -> DType:
     """The row of ``dtype``: a NumPy dtype or type, a ``trt.DataType``, a ``torch.dtype``, or a name
-    (metadata ``"float16"``, short ``"fp16"``, ``"torch.float16"``)."""
+    (metadata ``"float16"``, short ``"fp16"``, TensorRT's ``"HALF"``, ``"torch.float16"``)."""
     if isinstance(dtype, DType):
         return dtype
     if isinstance(dtype, str):
+        if dtype in _BY_TRT:  # "HALF", as TensorRT names it
+            return _BY_TRT[dtype]
         key = dtype.lower().removeprefix("torch.")
     elif type(dtype).__name__ == "DataType":  # trt.DataType (whichever TensorRT module)
         key = dtype.name

@@ -25,9 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from netdef.errors import ComparisonError
+from netdef.errors import ComparisonError, NetworkInputError
 from netdef.reference.dtypes import is_float
 from netdef.reference.executor import ReferenceExecutor, Result
+from netdef.tensorspec import bind_inputs, match_inputs
 
 __all__ = [
     "ComparisonReport",
@@ -240,27 +241,12 @@ def _label(network) -> str:
 
 
 def _inputs_for(executor: ReferenceExecutor, inputs) -> dict[str, np.ndarray]:
-    """``inputs`` (one array, or name -> array) with float arrays cast to each input's declared type."""
-    if not isinstance(inputs, Mapping):
-        if len(executor.inputs) != 1:
-            names = [spec.name for spec in executor.inputs]
-            raise ComparisonError(f"the network has {len(names)} inputs {names}: give a mapping name -> array")
-        inputs = {executor.inputs[0].name: inputs}
-    arrays = {}
-    declared = {spec.name: spec.dtype for spec in executor.inputs}
-    for name, value in inputs.items():
-        array = _numpy(value)
-        dtype = declared.get(name)
-        if dtype is not None and is_float(array.dtype) and is_float(dtype) and array.dtype != dtype:
-            array = array.astype(dtype)
-        arrays[name] = array
-    return arrays
-
-
-def _numpy(value) -> np.ndarray:
-    if hasattr(value, "detach"):  # a torch tensor
-        return value.detach().cpu().numpy()
-    return np.asarray(value)
+    """``inputs`` (one array, or name -> array) checked, float arrays cast to each input's declared type."""
+    try:
+        bound = bind_inputs(executor.inputs, inputs)
+    except NetworkInputError as exc:
+        raise ComparisonError(str(exc)) from None
+    return match_inputs(executor.inputs, bound, casting="float")
 
 
 def random_inputs(network, batch: int = 1, seed: int = 0) -> dict[str, np.ndarray]:
@@ -403,7 +389,7 @@ def compare_with_torch(
     import torch
 
     executor = ReferenceExecutor(_trt_network(network))
-    arrays = executor.check_inputs(_inputs_for(executor, inputs))  # netdef's errors before PyTorch's
+    arrays = _inputs_for(executor, inputs)  # netdef's errors before PyTorch's
     names = dict(torch_module_names(network))
     for path, layer in (mapping or {}).items():
         if layer is None:
