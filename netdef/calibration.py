@@ -134,8 +134,7 @@ class Calibration:
             amax[name] = float(value)
             consumers[name] = list(entry.get("layers") or [])
         if problems:
-            header = f"{source}: {len(problems)} problem(s) in the calibration cache:"
-            raise CalibrationError("\n".join([header, *(f"  - {p}" for p in problems)]))
+            raise CalibrationError(f"{source}: {len(problems)} problem(s) in the calibration cache", problems)
         options = data.get("options") or {}
         return cls(
             amax=amax,
@@ -334,7 +333,7 @@ def calibrate(
             top[key] = max(top[key], float(np.max(np.abs(array))) if array.size else 0.0)
     bad = [f"tensor {k!r}: {v}" for k, v in top.items() if not math.isfinite(v)]
     if bad:
-        raise CalibrationError("activations are not finite on the calibration set:\n  - " + "\n  - ".join(bad))
+        raise CalibrationError("activations are not finite on the calibration set", bad)
     if method == "max":
         amax = top
     else:

@@ -76,7 +76,7 @@ class EngineIO:
                 continue
             inputs.append(TensorSpec(spec.name, "input", shape, spec.dtype, lo, opt, hi))
         if problems:
-            raise EngineFileError(f"{source}: " + "; ".join(problems))
+            raise EngineFileError(f"{source}: the metadata lacks optimization profiles", problems)
         return cls(tuple(inputs), tuple(outputs), source)
 
     def check(self, given: Mapping[str, tuple[Shape, np.dtype]]) -> None:

@@ -60,7 +60,7 @@ def cast_tensors(tensors: Mapping[str, np.ndarray], dtype: str | np.dtype, sourc
         out[name] = cast
     if problems:
         where = f"{source}: " if source else ""
-        raise CheckpointError("\n".join([f"{where}cannot cast to {target.name}:", *(f"  - {p}" for p in problems)]))
+        raise CheckpointError(f"{where}cannot cast to {target.name}", problems)
     return out
 
 
@@ -84,7 +84,7 @@ def reshape_like(
             problems.append(f"tensor {name!r}: {array.size} values cannot take shape {tuple(shape)}")
     if problems:
         where = f"{source}: " if source else ""
-        raise CheckpointError("\n".join([f"{where}cannot reshape:", *(f"  - {p}" for p in problems)]))
+        raise CheckpointError(f"{where}cannot reshape", problems)
     return out, reshaped
 
 

@@ -50,7 +50,7 @@ def read_safetensors(path: Path) -> dict[str, np.ndarray]:
         count = int(np.prod(shape, dtype=np.int64))
         tensors[name] = np.frombuffer(buffer, dtype=dtype, count=count, offset=data_start + begin).reshape(shape)
     if problems:
-        raise CheckpointError("\n".join([f"{path}: corrupt safetensors header:", *(f"  - {p}" for p in problems)]))
+        raise CheckpointError(f"{path}: corrupt safetensors header", problems)
     return tensors
 
 
