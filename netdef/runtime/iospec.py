@@ -16,15 +16,7 @@ from netdef import dtypes
 from netdef.errors import EngineFileError, NetworkInputError
 from netdef.tensorspec import Shape, TensorSpec, check_inputs, shape_text
 
-__all__ = ["EngineIO", "TensorSpec", "numpy_dtype", "shape_text"]
-
-
-def numpy_dtype(name: str) -> np.dtype:
-    """The NumPy dtype of a metadata dtype name (``"float32"``, ``"bfloat16"``, ``"int64"``, ...)."""
-    try:
-        return dtypes.numpy_dtype(name)
-    except dtypes.DTypeError:
-        raise EngineFileError(f"engine metadata names dtype {name!r}, which has no NumPy equivalent") from None
+__all__ = ["EngineIO", "TensorSpec", "shape_text"]
 
 
 @dataclass(frozen=True)
@@ -61,7 +53,12 @@ class EngineIO:
         inputs, outputs, problems = [], [], []
         for entry in io:
             shape = tuple(int(d) for d in entry["shape"])
-            spec = TensorSpec(entry["name"], entry["mode"], shape, numpy_dtype(entry["dtype"]))
+            try:
+                dtype = dtypes.numpy_dtype(entry["dtype"])
+            except dtypes.DTypeError:
+                problems.append(f"tensor {entry['name']!r}: dtype {entry['dtype']!r} has no NumPy equivalent")
+                continue
+            spec = TensorSpec(entry["name"], entry["mode"], shape, dtype)
             if spec.mode == "output":
                 outputs.append(spec)
                 continue
@@ -76,7 +73,7 @@ class EngineIO:
                 continue
             inputs.append(TensorSpec(spec.name, "input", shape, spec.dtype, lo, opt, hi))
         if problems:
-            raise EngineFileError(f"{source}: the metadata lacks optimization profiles", problems)
+            raise EngineFileError(f"{source}: the engine metadata does not describe its I/O", problems)
         return cls(tuple(inputs), tuple(outputs), source)
 
     def check(self, given: Mapping[str, tuple[Shape, np.dtype]]) -> None:
