@@ -1,4 +1,4 @@
-"""LeNet as in TensorRT's MNIST samples (the seed's network)."""
+"""LeNet as in TensorRT's MNIST samples."""
 
 from __future__ import annotations
 

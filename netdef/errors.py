@@ -39,6 +39,15 @@ class NetworkDefinitionError(NetdefError, ValueError):
     """A network definition is inconsistent (shapes, names, weights); raised before TensorRT sees it."""
 
 
+class DefinitionError(NetdefError, ValueError):
+    """A network definition cannot be found, imported or called as asked (name, file, module, options), or an
+    engine's network cannot be defined again; ``problems`` lists every reason."""
+
+    def __init__(self, message: str, problems: Iterable[str] | None = None):
+        problems = list(problems or [])
+        super().__init__(message + (f": {len(problems)} problem(s)" if problems else ""), problems)
+
+
 class BuildError(NetdefError, RuntimeError):
     """TensorRT failed to build an engine; ``trt_errors`` holds TensorRT's own error lines."""
 

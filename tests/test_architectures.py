@@ -50,12 +50,10 @@ def options(arch: str) -> dict:
 
 
 def define(arch: str, checkpoint, precision: str = "fp32", batch: int = -1, size: int = SIZE, **opts) -> Network:
-    """``arch`` on ``checkpoint`` with a ``size`` x ``size`` input (the registry fixes 224)."""
-    net = Network(checkpoint, precision=precision, name=arch)
-    x = net.input("input", (batch, 3, size, size))
-    net.output(architectures.get(arch).define(net, x, **opts), "logits")
-    net.check()
-    return net
+    """``arch`` on ``checkpoint`` with a ``size`` x ``size`` input (the registry's is 224)."""
+    return architectures.get(arch).build_network(
+        checkpoint, precision=precision, batch=batch, input_shape=(3, size, size), **opts
+    )
 
 
 def images(n: int, seed: int = 0, size: int = SIZE) -> np.ndarray:

@@ -1,5 +1,7 @@
 """The Pythonic builder over TensorRT's INetworkDefinition."""
 
+from typing import TYPE_CHECKING
+
 from netdef.dtypes import dtype_name, numpy_dtype, trt_dtype
 from netdef.network.core import NetworkCore, Tensor
 from netdef.network.layers import LayersMixin, num_parameters
@@ -7,6 +9,9 @@ from netdef.network.precision import PRECISIONS, Precision, precision
 from netdef.network.qdq import QuantizationMixin
 from netdef.network.table import WeightEntry, WeightTable
 from netdef.network.transformer import TransformerMixin
+
+if TYPE_CHECKING:
+    from netdef.definition import DefinitionRecord
 
 
 class Network(TransformerMixin, LayersMixin, QuantizationMixin):
@@ -22,6 +27,9 @@ class Network(TransformerMixin, LayersMixin, QuantizationMixin):
     :attr:`weight_table` as long as the network lives; weight problems are collected and raised
     together by :meth:`check` (which :func:`netdef.build` calls).
     """
+
+    definition: "DefinitionRecord | None" = None
+    """How to define this network again (set by ``Architecture.build_network``; None when assembled ad hoc)."""
 
 
 __all__ = [

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from netdef.calibration import INT8_MAX, Calibration, scale_from_amax
+from netdef.calibration_cache import INT8_MAX, Calibration, scale_from_amax
 from netdef.errors import CalibrationError, NetworkDefinitionError
 
 Tensor = Any  # trt.ITensor

@@ -26,7 +26,7 @@ from typing import Any, Literal
 import numpy as np
 
 from netdef import dtypes
-from netdef.calibration import weights_fingerprint
+from netdef.calibration_cache import weights_fingerprint
 from netdef.errors import NetworkDefinitionError
 from netdef.weights import Checkpoint
 

@@ -20,11 +20,11 @@ import numpy as np
 
 from netdef import backend
 from netdef.backend import trt
+from netdef.compat import backend_problems
 from netdef.dtypes import DTypeError, trt_dtype
 from netdef.engine import Engine
 from netdef.errors import GPUUnavailableError, RefitError
 from netdef.refit.plan import CheckpointLike, RefitPlan, engine_metadata, refit_plan
-from netdef.runtime.compat import backend_problems
 
 WeightsLike = RefitPlan | Mapping[str, Any]
 """A plan, or ``{engine weight name: numpy array | torch tensor (CPU or CUDA)}``."""

@@ -30,7 +30,7 @@ import numpy as np
 
 from netdef import dtypes
 from netdef.errors import CheckpointError
-from netdef.weights.checkpoint import register_reader
+from netdef.weights.formats import register_reader
 
 _WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "weights", "params")
 
