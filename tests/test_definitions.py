@@ -194,7 +194,8 @@ def test_a_changed_checkpoint_is_refused_unless_given_explicitly(monkeypatch, ca
 def test_python_build_records_the_definition_and_builds_twice(project, tmp_path):
     needs_build()
     script = tmp_path / "build_twice.py"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(
+        textwrap.dedent(f"""
         import netdef
         from netdef.definition import resolve
 
@@ -204,7 +205,8 @@ def test_python_build_records_the_definition_and_builds_twice(project, tmp_path)
             engine = netdef.build(net)
             assert callable(netdef.build), netdef.build
         print(engine.metadata["definition"]["function"], engine.metadata["definition"]["file"])
-    """))
+    """)
+    )
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,
                           env={**os.environ, "PYTHONPATH": str(REPO)})  # fmt: skip
     assert done.returncode == 0, done.stderr

@@ -7,6 +7,8 @@ fp32) and the executor rounds each output to its declared type, so precision los
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from netdef import dtypes
@@ -48,6 +50,7 @@ def compute(x: np.ndarray) -> np.ndarray:
 
 def integer_range(dtype: np.dtype) -> tuple[int, int]:
     dtype = np.dtype(dtype)
+    info: Any
     if dtype.kind in "iu":
         info = np.iinfo(dtype)
     else:

@@ -69,7 +69,8 @@ class _StorageType:
 
     def __init__(self, name: str):
         self.name = name
-        self.dtype = np.dtype(np.uint8) if name == "UntypedStorage" else dtypes.from_storage(name)
+        typed = dtypes.from_storage(name)  # None for UntypedStorage: bytes
+        self.dtype: np.dtype = np.dtype(np.uint8) if typed is None else typed
 
 
 class _Dtype:
