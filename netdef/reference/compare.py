@@ -12,7 +12,7 @@ execution order, that leaves the tolerance: errors propagate downstream, so that
 PyTorch modules are matched to layers by name: netdef names layers after the module scopes of
 the checkpoint (``layer1.0.conv1``), so a module's output is the output of the last layer defined
 in its scope (:func:`torch_module_names`). A BatchNorm folded into the convolution before it
-(recorded in ``Network.derived``) maps to that convolution: ``layer1.0.bn1`` -> ``layer1.0.conv1``.
+(recorded in the network's weight table) maps to that convolution: ``layer1.0.bn1`` -> ``layer1.0.conv1``.
 """
 
 from __future__ import annotations
@@ -337,14 +337,15 @@ def _merge_same_layer(rows: list[LayerComparison]) -> list[LayerComparison]:
 
 
 def folded_batch_norms(network) -> dict[str, str]:
-    """BatchNorm module path -> the convolution layer it was folded into (from ``Network.derived``)."""
+    """BatchNorm module path -> the convolution layer it was folded into (from the network's weight table:
+    a derived weight held by that layer, computed from the BatchNorm's ``running_mean``)."""
     folded = {}
-    for weight, sources in (getattr(network, "derived", None) or {}).items():
-        if not weight.endswith(".weight"):
-            continue
-        for key in sources:
-            if key.endswith(".running_mean"):
-                folded[key.removesuffix(".running_mean")] = weight.removesuffix(".weight")
+    table = getattr(network, "weight_table", None)
+    for entry in table.entries("derived") if table is not None else []:
+        for key in entry.sources:
+            batch_norm = key.removesuffix(".running_mean")
+            if key != batch_norm and entry.layer not in ("", batch_norm):  # not a BatchNorm layer of its own
+                folded[batch_norm] = entry.layer
     return folded
 
 
