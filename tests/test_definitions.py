@@ -141,7 +141,7 @@ def test_every_network_carries_its_record(project):
 # --------------------------------------------------------------------------------------- engines
 
 
-def test_the_engine_records_how_to_define_its_network(engine_file, project):
+def test_the_engine_records_how_to_define_its_network(monkeypatch, capsys, engine_file, project):
     engine = Engine.load(engine_file)
     definition = engine.metadata["definition"]
     assert definition["file"] == str(project / "mynet.py") and definition["function"] == "mynet"
@@ -149,6 +149,9 @@ def test_the_engine_records_how_to_define_its_network(engine_file, project):
     assert definition["inputs"] == {"input": [-1, 1, 8, 8]} and definition["precision"] == "fp32"
     assert definition["checkpoint"] == str(project / "ck.safetensors")
     assert definition["checkpoint_fingerprint"]["size"] == (project / "ck.safetensors").stat().st_size
+    code, out, err = netdef(monkeypatch, capsys, "info", engine_file)
+    assert code == 0, err
+    assert f"defined by mynet_user ({project / 'mynet.py'}:mynet) with scale=2.0 width=4" in " ".join(out.split())
 
 
 def test_run_refit_inspect_explain_from_another_directory(monkeypatch, capsys, engine_file, project, tmp_path):
