@@ -302,3 +302,28 @@ def test_record_errors_name_every_reason(tmp_path):
     assert "unknown architecture 'nothing_registered_xyz'" in str(info.value)
     assert "which is not a file here; give the checkpoint with --weights" in str(info.value)
     assert isinstance(info.value, NetdefError)
+
+
+def test_calibrate_and_polygraphy_export_take_a_file_definition(monkeypatch, capsys, project, tmp_path):
+    spec = f"{project}/mynet.py:mynet"
+    code, out, err = netdef(
+        monkeypatch, capsys, "calibrate", spec, "-w", project / "ck.safetensors", "--data", project / "x.npy",
+        "-o", tmp_path / "cache.json", "--method", "max", "-O", "width=4", "-q",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "calibrated" in out and "-O width=4" in " ".join(out.split())
+    from netdef.calibration import Calibration
+
+    assert Calibration.load(tmp_path / "cache.json").architecture == "mynet_user"
+    script = tmp_path / "net.py"
+    code, out, err = netdef(
+        monkeypatch, capsys, "export-polygraphy", spec, "-w", project / "ck.safetensors", "-o", script
+    )
+    assert code == 0, err
+    import importlib.util
+
+    loader = importlib.util.spec_from_file_location("exported_net", script)
+    module = importlib.util.module_from_spec(loader)
+    loader.loader.exec_module(module)
+    _, network = module.load_network()
+    assert network.get_input(0).shape == (1, 1, 8, 8) and network.num_outputs == 1
