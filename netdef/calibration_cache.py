@@ -130,8 +130,7 @@ class Calibration:
         if options is not None and not isinstance(options, dict):
             problems.append(f"options is {options!r}, expected an object")
         if problems:
-            header = f"{source}: {len(problems)} problem(s) in the calibration cache:"
-            raise CalibrationError("\n".join([header, *(f"  - {p}" for p in problems)]))
+            raise CalibrationError(f"{source}: {len(problems)} problem(s) in the calibration cache", problems)
         options = data.get("options") or {}
         return cls(
             amax=amax,

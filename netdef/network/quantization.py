@@ -62,7 +62,7 @@ def _source(calibration: Any) -> str:
 def _resolve(calibration: Any) -> Any:
     """A Calibration (loaded when given a cache file path), a mapping tensor name -> scale, or None."""
     if isinstance(calibration, (str, os.PathLike)):
-        return Calibration.load(calibration)
+        return Calibration.load(os.fspath(calibration))
     if calibration is not None and not isinstance(getattr(calibration, "scales", calibration), Mapping):
         raise CalibrationError(f"calibration must be a Calibration, a cache file or a mapping, got {type(calibration)}")
     return calibration

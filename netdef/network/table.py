@@ -29,14 +29,13 @@ from netdef import dtypes
 from netdef.calibration_cache import weights_fingerprint
 from netdef.errors import NetworkDefinitionError
 from netdef.weights import Checkpoint
-from netdef.weights.dtypes import weight_dtype_problem
 
 Role = Literal["checkpoint", "derived", "fixed", "scale"]
 ROLES: tuple[Role, ...] = ("checkpoint", "derived", "fixed", "scale")
 REFITTABLE_ROLES = ("checkpoint", "derived")
 
 
-@dataclass(frozen=True)
+@dataclass
 class WeightEntry:
     """One named weight of the network."""
 
@@ -49,6 +48,8 @@ class WeightEntry:
     refittable: bool
     trt: Any = field(repr=False, compare=False)
     """The ``trt.Weights`` viewing :attr:`array`."""
+    layer: str = ""
+    """The TensorRT layer that holds these weights (a constant layer, or e.g. the convolution)."""
 
     @property
     def derived(self) -> bool:
@@ -88,7 +89,7 @@ class WeightTable:
             return np.zeros(shape, np.float32)
         self._used_keys.add(key)
         array = self.checkpoint[key]
-        not_float = weight_dtype_problem(key, array.dtype)
+        not_float = _not_a_float_weight(key, array.dtype)
         if not_float:
             self.problems.append(not_float)
             return np.zeros(shape, np.float32)
@@ -141,7 +142,7 @@ class WeightTable:
         if role not in ROLES:
             raise NetworkDefinitionError(f"weight {name!r}: role {role!r} is not one of {ROLES}")
         entry = WeightEntry(name, self._convert(name, array, dtype), role, sources, role in REFITTABLE_ROLES, None)
-        object.__setattr__(entry, "trt", _trt_weights(entry.array))
+        entry.trt = _trt_weights(entry.array)
         self._entries[name] = entry
         self._unnamed.append(entry)
         return entry
@@ -186,6 +187,7 @@ class WeightTable:
                     f"weight {entry.name!r}: TensorRT refused the name (layer {layer!r} does not use it, or the "
                     "name is taken): add weights right before the layer that uses them"
                 )
+            entry.layer = layer
         self._unnamed.clear()
 
     def unnamed(self) -> list[str]:
@@ -236,3 +238,26 @@ def _trt_weights(array: np.ndarray) -> Any:
     from netdef.backend import trt
 
     return trt.Weights(dtypes.trt_dtype(array.dtype), array.ctypes.data, array.size)
+
+
+_KINDS = {
+    "b": "bool",
+    "i": "integer",
+    "u": "unsigned integer",
+    "c": "complex",
+    "U": "string",
+    "S": "bytes",
+    "O": "object",
+}
+
+
+def _not_a_float_weight(key: str, dtype: np.dtype) -> str | None:
+    """Why checkpoint entry ``key`` of ``dtype`` cannot be a weight (None for a floating-point dtype).
+
+    Weights are floats: an integer, bool, complex or string tensor would silently lose its meaning
+    (bool becomes 0/1, complex loses its imaginary part), so it is a problem to report.
+    """
+    if dtypes.is_float(dtype):
+        return None
+    kind = _KINDS.get(np.dtype(dtype).kind, "non-numeric")
+    return f"weight {key!r}: the checkpoint holds a {kind} tensor ({dtype}); weights must be floating point"

@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from netdef import dtypes
 from netdef.errors import CheckpointError
 from netdef.fileio import atomic_write
-from netdef.weights.dtypes import numpy_dtype_for_safetensors, safetensors_dtype_name
 from netdef.weights.formats import register_reader
 
 _HEADER_LIMIT = 100 * 1024 * 1024
@@ -56,7 +56,7 @@ def read_safetensors(path: Path) -> dict[str, np.ndarray]:
         count = math.prod(shape)
         tensors[name] = np.frombuffer(buffer, dtype=dtype, count=count, offset=data_start + begin).reshape(shape)
     if problems:
-        raise CheckpointError("\n".join([f"{path}: corrupt safetensors header:", *(f"  - {p}" for p in problems)]))
+        raise CheckpointError(f"{path}: corrupt safetensors header", problems)
     return tensors
 
 
@@ -80,7 +80,9 @@ def _entry(name: str, info: object, data_bytes: int) -> tuple[np.dtype, tuple[in
         raise CheckpointError(f"tensor {name!r}: data_offsets {_shown(offsets)} are not [begin, end] with begin <= end")
     if not isinstance(info["dtype"], str):
         raise CheckpointError(f"tensor {name!r}: dtype {_shown(info['dtype'])} is not a string")
-    dtype = numpy_dtype_for_safetensors(info["dtype"], f"tensor {name!r}")
+    dtype = dtypes.from_safetensors(info["dtype"])
+    if dtype is None:
+        raise CheckpointError(f"tensor {name!r}: unsupported safetensors dtype {_shown(info['dtype'])}")
     begin, end = offsets
     count = math.prod(shape)  # Python ints: no wrap-around
     expected = count * dtype.itemsize
@@ -112,8 +114,11 @@ def write_safetensors(
     arrays = []
     for name, array in tensors.items():
         array = np.asarray(array, order="C")  # (np.ascontiguousarray would store a 0-d array as shape [1])
+        code = dtypes.safetensors_code(array.dtype)
+        if code is None:
+            raise CheckpointError(f"tensor {name!r}: dtype {array.dtype} cannot be stored in safetensors")
         header[name] = {
-            "dtype": safetensors_dtype_name(array.dtype, name),
+            "dtype": code,
             "shape": list(array.shape),
             "data_offsets": [offset, offset + array.nbytes],
         }
