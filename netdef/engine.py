@@ -103,6 +103,24 @@ class Engine:
         return cls.from_bytes(path.read_bytes(), source=str(path))
 
     @classmethod
+    def read_metadata(cls, path: Path | str) -> dict[str, Any]:
+        """The metadata of the engine file at ``path``, checked against its hash, without reading the plan."""
+        path = Path(path)
+        with open(path, "rb") as f:
+            header = f.read(_HEADER.size)
+            if len(header) < _HEADER.size:
+                return cls.from_bytes(header, source=str(path)).metadata  # raises the truncation error
+            meta_len = _HEADER.unpack_from(header)[2]
+            data = header + f.read(meta_len)
+        magic, version, meta_len, meta_hash = _HEADER.unpack_from(data)
+        if magic != MAGIC or version != FORMAT_VERSION or len(data) < _HEADER.size + meta_len:
+            return cls.from_bytes(data, source=str(path)).metadata  # raises the matching error
+        encoded = data[_HEADER.size :]
+        if hashlib.sha256(encoded).digest() != meta_hash:
+            raise EngineFileError(f"{path}: corrupted: the metadata does not match its SHA-256")
+        return json.loads(encoded)
+
+    @classmethod
     def from_bytes(cls, data: bytes, source: str = "<bytes>") -> Engine:
         if len(data) < _HEADER.size:
             if MAGIC.startswith(data[:8]) and data:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -55,17 +56,23 @@ def build(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress bars (off anyway when not a terminal).")
     ] = False,
+    cache: Annotated[
+        Path | None,
+        typer.Option(
+            "--cache",
+            help="Engine cache directory (or NETDEF_CACHE=DIR): reuse the engine built from the same definition, "
+            "weights and settings instead of building again.",
+        ),
+    ] = None,
 ) -> None:
     """Build an engine from a checkpoint and print a short summary. Writes nothing on failure."""
     import time
 
     from netdef.build import BuildConfig, parse_size
-    from netdef.network import num_parameters
+    from netdef.cache import cache_dir
 
     started = time.perf_counter()
-    network, batch_range, architecture = define_network(arch, weights, precision, batch, calibration)
-    for key in network.unused_keys():
-        err_console.print(f"[yellow]warning:[/] {weights}: entry {key!r} is not used by {arch}")
+    batch_range = _batch_range(batch)
     config = BuildConfig(
         batch=batch_range,
         workspace=parse_size(workspace) if workspace else None,
@@ -73,23 +80,67 @@ def build(
         strip_weights=strip_weights,
         timing_cache=timing_cache,
     )
-    definition = {"architecture": architecture.name, "options": {}, "checkpoint": str(weights.resolve())}
+    definition = {"architecture": arch, "options": {}, "checkpoint": str(weights.resolve())}
     if calibration is not None:
         definition["calibration"] = str(calibration)
-    from netdef.progress import interactive_build
 
-    engine = interactive_build(network, config, console=None if quiet else console, definition=definition)
+    def define_and_build():
+        from netdef.progress import interactive_build
+
+        network, _, architecture = define_network(arch, weights, precision, batch, calibration)
+        for key in network.unused_keys():
+            err_console.print(f"[yellow]warning:[/] {weights}: entry {key!r} is not used by {arch}")
+        definition["architecture"] = architecture.name
+        return interactive_build(network, config, console=None if quiet else console, definition=definition)
+
+    root = cache_dir(cache)
+    if root is None:
+        engine, source = define_and_build(), "build"
+    else:
+        record = {"architecture": arch, "options": {}, "precision": precision, "batch": batch}
+        engine, source = _build_cached(root, record, weights, calibration, config, define_and_build)
     engine.save(output)
-    total = time.perf_counter() - started
-    shape = (
-        "dynamic " + ":".join(map(str, batch_range)) if batch_range else f"static {network.io_tensors()[0]['shape'][0]}"
-    )
+    _print_summary(output, engine, source, time.perf_counter() - started)
+
+
+def _batch_range(batch: str | None):
+    """The dynamic batch range of ``--batch``, or None for a static batch."""
+    from netdef.build import parse_batch
+
+    batch_range = parse_batch(batch) if batch else (1, 1, 1)
+    return batch_range if batch_range[0] != batch_range[2] else None
+
+
+def _build_cached(root, record, weights, calibration, config, define_and_build):
+    """``define_and_build()`` through the engine cache at ``root``: (engine, "cache" | "refit" | "build")."""
+    from netdef.cache import EngineCache, build_key_parts, build_through_cache, file_digest
+
+    cache = EngineCache(root)
+    digest = cache.fingerprint(weights) + (f"+{file_digest(calibration)}" if calibration is not None else "")
+    parts = build_key_parts(record, digest, config)
+    result = build_through_cache(cache, parts, define_and_build, checkpoint=weights)
+    return result.engine, result.source
+
+
+def _print_summary(output: Path, engine, source: str, total: float) -> None:
+    meta = engine.metadata
+    profile_batch = (meta.get("profile") or {}).get("batch")
+    inputs = [t for t in meta.get("io", []) if t["mode"] == "input"]
+    shape = "dynamic " + ":".join(map(str, profile_batch)) if profile_batch else f"static {inputs[0]['shape'][0]}"
+    label = (meta.get("definition") or {}).get("architecture") or meta.get("name")
+    weights = meta.get("weights", {})
+    parameters = sum(math.prod(w["shape"]) for w in weights.values())
+    how = {
+        "cache": "from cache",
+        "refit": "refit from a cached engine",
+        "build": f"build {meta['build_seconds']:.2f} s",
+    }[source]
     console.print(
-        f"[bold green]built[/] {output}  {arch} {network.precision} batch {shape}\n"
-        f"  layers {network.num_layers}, weights {len(network.weights)} "
-        f"({num_parameters(network):,} parameters), engine {human_bytes(len(engine.plan))}\n"
-        f"  build {engine.metadata['build_seconds']:.2f} s (total {total:.2f} s) with {engine.backend[0]} "
-        f"{engine.backend[1]}" + (", refittable" if engine.refittable else "")
+        f"[bold green]built[/] {output}  {label} {engine.precision} batch {shape}\n"
+        f"  layers {meta.get('num_layers')}, weights {len(weights)} ({parameters:,} parameters), "
+        f"engine {human_bytes(len(engine.plan))}\n"
+        f"  {how} (total {total:.2f} s) with {engine.backend[0]} {engine.backend[1]}"
+        + (", refittable" if engine.refittable else "")
     )
 
 
