@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from netdef.cli.app import app, console, err_console
+from netdef.cli.stages import mark
 
 Precision = Annotated[str, typer.Option("--precision", "-p", help="fp32, fp16, bf16 or int8 (dtypes/Q/DQ, no flags).")]
 Weights = Annotated[Path, typer.Option("--weights", "-w", help="Checkpoint: .safetensors, .pth/.pt, .npz or .wts.")]
@@ -33,9 +34,11 @@ def define_network(arch: str, weights: Path, precision: str, batch: str | None, 
     batch_range = parse_batch(batch) if batch else (1, 1, 1)
     dynamic = batch_range[0] != batch_range[2]
     checkpoint = Checkpoint.load(weights)
+    mark("read")
     network = architecture.build_network(
         checkpoint, precision=precision, batch=-1 if dynamic else batch_range[0], calibration=calibration
     )
+    mark("define")
     return network, (batch_range if dynamic else None), architecture
 
 
@@ -71,6 +74,7 @@ def build(
     from netdef.build import BuildConfig, parse_size
     from netdef.cache import cache_dir
 
+    mark("start")
     started = time.perf_counter()
     batch_range = _batch_range(batch)
     config = BuildConfig(
@@ -91,7 +95,9 @@ def build(
         for key in network.unused_keys():
             err_console.print(f"[yellow]warning:[/] {weights}: entry {key!r} is not used by {arch}")
         definition["architecture"] = architecture.name
-        return interactive_build(network, config, console=None if quiet else console, definition=definition)
+        engine = interactive_build(network, config, console=None if quiet else console, definition=definition)
+        mark("build")
+        return engine
 
     root = cache_dir(cache)
     if root is None:
@@ -100,6 +106,7 @@ def build(
         record = {"architecture": arch, "options": {}, "precision": precision, "batch": batch}
         engine, source = _build_cached(root, record, weights, calibration, config, define_and_build)
     engine.save(output)
+    mark("write")
     _print_summary(output, engine, source, time.perf_counter() - started)
 
 
