@@ -37,7 +37,6 @@ log = logging.getLogger("netdef.cache")
 ENV_VAR = "NETDEF_CACHE"
 SUFFIX = ".engine"
 _MEMO = "fingerprints.json"
-_CHUNK = 1 << 22
 
 
 def cache_dir(option: Path | str | None = None) -> Path | None:
@@ -143,19 +142,24 @@ class EngineCache:
 
     # ------------------------------------------------------------------ weight fingerprints
 
-    def fingerprint(self, path: Path | str) -> str:
-        """BLAKE2b of the file at ``path``, memoised by (path, size, mtime, inode) in the cache directory."""
+    def fingerprint(self, path: Path | str) -> dict[str, Any]:
+        """:func:`netdef.weights.fingerprint.fingerprint` of ``path``, memoised across processes in the cache
+        directory by (path, size, mtime, inode), so an unchanged checkpoint is not read again."""
+        from netdef.weights import fingerprint as fp
+
         path = Path(path).resolve()
         stat = path.stat()
         stamp = [stat.st_size, stat.st_mtime_ns, stat.st_ino]
         memo = self._read_memo()
         known = memo.get(str(path))
-        if known and known.get("stamp") == stamp:
-            return str(known["blake2b"])
-        digest = file_digest(path)
-        memo[str(path)] = {"stamp": stamp, "blake2b": digest}
+        if known and known.get("stamp") == stamp and isinstance(known.get("fingerprint"), dict):
+            value = dict(known["fingerprint"])
+            fp.remember(path, value)  # the engine's record reuses it instead of reading the file again
+            return value
+        value = fp.fingerprint(path)
+        memo[str(path)] = {"stamp": stamp, "fingerprint": value}
         self._write_memo(memo)
-        return digest
+        return value
 
     def _read_memo(self) -> dict[str, Any]:
         try:
@@ -176,15 +180,6 @@ class EngineCache:
             raise
 
 
-def file_digest(path: Path | str) -> str:
-    """BLAKE2b (32 bytes) of a file's contents, read in 4 MiB chunks."""
-    digest = hashlib.blake2b(digest_size=32)
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _read_metadata(path: Path) -> dict[str, Any]:
     """An entry's metadata without reading its plan (for listing)."""
     return Engine.read_metadata(path)
@@ -202,8 +197,60 @@ def target() -> dict[str, Any]:
     return {"backend": backend.BACKEND, "version": backend.VERSION, "gpu": gpu}
 
 
-def build_key_parts(definition: Mapping[str, Any], weights_digest: str, config: Any) -> dict[str, Any]:
-    """Everything that decides a plan: definition record, weights, build configuration and target."""
+def definition_key_parts(
+    cache: EngineCache,
+    architecture: Any,
+    options: Mapping[str, Any],
+    weights: Path | str,
+    *,
+    precision: str,
+    batch: str | None,
+    calibration: Path | str | None,
+    config: Any,
+) -> dict[str, Any]:
+    """The key parts of building ``architecture`` (a :class:`~netdef.definition.Architecture`) on ``weights``.
+
+    The definition is keyed by its name, function, options, input shape and the source of the files it
+    comes from (its module's file, and the other ``.py`` files of that module's package folder), so an
+    edited definition misses; the weights and calibration cache by their fingerprints.
+    """
+    from netdef import __version__
+    from netdef.weights.fingerprint import fingerprint
+
+    definition = {
+        "architecture": architecture.name,
+        "function": getattr(architecture.define, "__qualname__", str(architecture.define)),
+        "options": dict(options),
+        "input_shape": list(architecture.input_shape),
+        "precision": precision,
+        "batch": batch,
+        "sources": _source_digests(architecture.define),
+        "netdef": __version__,
+        "calibration": fingerprint(calibration) if calibration is not None else None,
+    }
+    return build_key_parts(definition, cache.fingerprint(weights), config)
+
+
+def _source_digests(function: Any) -> dict[str, str]:
+    """BLAKE2b of the file defining ``function`` and of the other ``.py`` files in its package's folder."""
+    import inspect
+
+    from netdef.weights.fingerprint import fingerprint
+
+    try:
+        source = Path(inspect.getsourcefile(function) or "")
+    except TypeError:
+        return {}
+    if not source.is_file():
+        return {}
+    files = [source]
+    if (source.parent / "__init__.py").is_file():
+        files = sorted(source.parent.glob("*.py"))
+    return {f.name: fingerprint(f)["blake2b"] for f in files}
+
+
+def build_key_parts(definition: Mapping[str, Any], weights: Any, config: Any) -> dict[str, Any]:
+    """Everything that decides a plan: definition, weights, build configuration and target."""
     settings = {
         "batch": list(config.batch) if config.batch else None,
         "shapes": {k: [list(s) for s in v] for k, v in sorted(config.shapes.items())},
@@ -212,8 +259,7 @@ def build_key_parts(definition: Mapping[str, Any], weights_digest: str, config: 
         "strip_weights": bool(config.strip_weights),
         "optimization_level": config.optimization_level,
     }
-    portable = {k: v for k, v in definition.items() if k not in ("checkpoint", "checkpoint_fingerprint")}
-    return {"definition": portable, "weights": weights_digest, "build": settings, "target": target()}
+    return {"definition": dict(definition), "weights": weights, "build": settings, "target": target()}
 
 
 @dataclass

@@ -105,22 +105,53 @@ def test_two_processes_building_the_same_key_both_succeed_and_leave_one_entry(tm
 
 
 def test_fingerprints_are_memoised_by_path_size_mtime_and_inode(tmp_path, monkeypatch):
-    import netdef.cache as cache_module
+    from netdef.weights import fingerprint as fp
 
     weights = tmp_path / "w.bin"
     weights.write_bytes(b"abc" * 1000)
     calls = []
-    real = cache_module.file_digest
-    monkeypatch.setattr(cache_module, "file_digest", lambda p: calls.append(p) or real(p))
+    real = fp.fingerprint
+    monkeypatch.setattr(fp, "fingerprint", lambda p: calls.append(p) or real(p))
     cache = EngineCache(tmp_path / "cache")
     first = cache.fingerprint(weights)
-    assert EngineCache(tmp_path / "cache").fingerprint(weights) == first  # a new process: the memo file
+    assert EngineCache(tmp_path / "cache").fingerprint(weights) == first  # as a new process would: the memo file
     assert len(calls) == 1
     weights.write_bytes(b"abd" * 1000)  # same size, new content and mtime
     os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 1_000_000))
     assert cache.fingerprint(weights) != first
     assert len(calls) == 2
-    assert first == hashlib.blake2b(b"abc" * 1000, digest_size=32).hexdigest()
+    assert first == {"size": 3000, "blake2b": hashlib.blake2b(b"abc" * 1000).hexdigest()}
+
+
+_USER_LENET = """
+from netdef import register
+
+
+@register("user_lenet", input_shape=(1, 28, 28), output="prob")
+def user_lenet(net, x):
+    x = net.max_pool2d(net.conv2d(x, "conv1", 20, kernel_size=5), 2)
+    x = net.max_pool2d(net.conv2d(x, "conv2", 50, kernel_size=5), 2)
+    x = net.relu(net.linear(net.flatten(x), "fc1", 500))
+    return net.softmax(net.linear(x, "fc2", 10), dim=1)
+"""
+
+
+def test_an_edited_definition_file_misses_the_cache(monkeypatch, capsys, tmp_path):
+    user = tmp_path / "user_lenet.py"
+    user.write_text(_USER_LENET)
+    cache, target = tmp_path / "cache", f"{user}:user_lenet"
+
+    def build_user(out: str) -> str:
+        code, out_text, err = netdef(
+            monkeypatch, capsys, "build", target, "-w", LENET, "-o", tmp_path / out, "-q", "--cache", cache
+        )
+        assert code == 0, err
+        return out_text
+
+    assert "from cache" not in build_user("1.engine")
+    assert "from cache" in build_user("2.engine")
+    user.write_text(_USER_LENET + "\n# edited\n")
+    assert "from cache" not in build_user("3.engine")
 
 
 def test_prune_keeps_the_most_recently_used_within_the_size(tmp_path):

@@ -9,8 +9,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from netdef.cli.app import app, console, err_console
+from netdef.cli.app import app, console
 from netdef.cli.stages import mark
+from netdef.cli.targets import TARGET_HELP, Options, Strict
 
 Precision = Annotated[str, typer.Option("--precision", "-p", help="fp32, fp16, bf16 or int8 (dtypes/Q/DQ, no flags).")]
 Weights = Annotated[Path, typer.Option("--weights", "-w", help="Checkpoint: .safetensors, .pth/.pt, .npz or .wts.")]
@@ -24,27 +25,9 @@ def human_bytes(n: float) -> str:
     return f"{n} B"
 
 
-def define_network(arch: str, weights: Path, precision: str, batch: str | None, calibration: Path | None = None):
-    """Load ``weights`` and define architecture ``arch``: (network, batch range or None, architecture)."""
-    from architectures import get
-    from netdef.build import parse_batch
-    from netdef.weights import Checkpoint
-
-    architecture = get(arch)
-    batch_range = parse_batch(batch) if batch else (1, 1, 1)
-    dynamic = batch_range[0] != batch_range[2]
-    checkpoint = Checkpoint.load(weights)
-    mark("read")
-    network = architecture.build_network(
-        checkpoint, precision=precision, batch=-1 if dynamic else batch_range[0], calibration=calibration
-    )
-    mark("define")
-    return network, (batch_range if dynamic else None), architecture
-
-
 @app.command()
 def build(
-    arch: Annotated[str, typer.Argument(help="Architecture name (see `netdef list`).")],
+    arch: Annotated[str, typer.Argument(help=TARGET_HELP + ".")],
     weights: Weights,
     output: Annotated[Path, typer.Option("--output", "-o", help="Engine file to write.")],
     precision: Precision = "fp32",
@@ -59,6 +42,8 @@ def build(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress bars (off anyway when not a terminal).")
     ] = False,
+    option: Options = None,
+    strict: Strict = False,
     cache: Annotated[
         Path | None,
         typer.Option(
@@ -68,15 +53,21 @@ def build(
         ),
     ] = None,
 ) -> None:
-    """Build an engine from a checkpoint and print a short summary. Writes nothing on failure."""
+    """Build an engine from a checkpoint and print a short summary. Writes nothing on failure.
+
+    The engine records how to define its network again (definition, options, inputs, precision,
+    calibration, the checkpoint's path and fingerprint), so `netdef run`, `inspect`, `explain` and
+    `refit --check` work on it from any directory.
+    """
     import time
 
     from netdef.build import BuildConfig, parse_size
     from netdef.cache import cache_dir
+    from netdef.cli.targets import batch_range as parse_batch_range
 
     mark("start")
     started = time.perf_counter()
-    batch_range = _batch_range(batch)
+    definition_batch, batch_range = parse_batch_range(batch)
     config = BuildConfig(
         batch=batch_range,
         workspace=parse_size(workspace) if workspace else None,
@@ -84,18 +75,17 @@ def build(
         strip_weights=strip_weights,
         timing_cache=timing_cache,
     )
-    definition = {"architecture": arch, "options": {}, "checkpoint": str(weights.resolve())}
-    if calibration is not None:
-        definition["calibration"] = str(calibration)
 
     def define_and_build():
+        from netdef.cli.targets import define
         from netdef.progress import interactive_build
 
-        network, _, architecture = define_network(arch, weights, precision, batch, calibration)
-        for key in network.unused_keys():
-            err_console.print(f"[yellow]warning:[/] {weights}: entry {key!r} is not used by {arch}")
-        definition["architecture"] = architecture.name
-        engine = interactive_build(network, config, console=None if quiet else console, definition=definition)
+        network = define(
+            arch, weights, precision=precision, batch=definition_batch, calibration=calibration, options=option,
+            strict=strict,
+        ).network  # fmt: skip
+        mark("define")
+        engine = interactive_build(network, config, console=None if quiet else console)
         mark("build")
         return engine
 
@@ -103,38 +93,26 @@ def build(
     if root is None:
         engine, source = define_and_build(), "build"
     else:
-        record = {"architecture": arch, "options": {}, "precision": precision, "batch": batch}
-        engine, source = _build_cached(root, record, weights, calibration, config, define_and_build)
+        from netdef.cache import EngineCache, build_through_cache, definition_key_parts
+        from netdef.cli.targets import architecture
+
+        store, definition = EngineCache(root), architecture(arch)
+        parts = definition_key_parts(
+            store, definition, definition.parse_options(option or []), weights, precision=precision, batch=batch,
+            calibration=calibration, config=config,
+        )  # fmt: skip
+        result = build_through_cache(store, parts, define_and_build, checkpoint=weights)
+        engine, source = result.engine, result.source
     engine.save(output)
     mark("write")
-    _print_summary(output, engine, source, time.perf_counter() - started)
+    _print_summary(output, arch, engine, source, time.perf_counter() - started)
 
 
-def _batch_range(batch: str | None):
-    """The dynamic batch range of ``--batch``, or None for a static batch."""
-    from netdef.build import parse_batch
-
-    batch_range = parse_batch(batch) if batch else (1, 1, 1)
-    return batch_range if batch_range[0] != batch_range[2] else None
-
-
-def _build_cached(root, record, weights, calibration, config, define_and_build):
-    """``define_and_build()`` through the engine cache at ``root``: (engine, "cache" | "refit" | "build")."""
-    from netdef.cache import EngineCache, build_key_parts, build_through_cache, file_digest
-
-    cache = EngineCache(root)
-    digest = cache.fingerprint(weights) + (f"+{file_digest(calibration)}" if calibration is not None else "")
-    parts = build_key_parts(record, digest, config)
-    result = build_through_cache(cache, parts, define_and_build, checkpoint=weights)
-    return result.engine, result.source
-
-
-def _print_summary(output: Path, engine, source: str, total: float) -> None:
+def _print_summary(output: Path, arch: str, engine, source: str, total: float) -> None:
     meta = engine.metadata
     profile_batch = (meta.get("profile") or {}).get("batch")
     inputs = [t for t in meta.get("io", []) if t["mode"] == "input"]
     shape = "dynamic " + ":".join(map(str, profile_batch)) if profile_batch else f"static {inputs[0]['shape'][0]}"
-    label = (meta.get("definition") or {}).get("architecture") or meta.get("name")
     weights = meta.get("weights", {})
     parameters = sum(math.prod(w["shape"]) for w in weights.values())
     how = {
@@ -143,7 +121,7 @@ def _print_summary(output: Path, engine, source: str, total: float) -> None:
         "build": f"build {meta['build_seconds']:.2f} s",
     }[source]
     console.print(
-        f"[bold green]built[/] {output}  {label} {engine.precision} batch {shape}\n"
+        f"[bold green]built[/] {output}  {arch} {engine.precision} batch {shape}\n"
         f"  layers {meta.get('num_layers')}, weights {len(weights)} ({parameters:,} parameters), "
         f"engine {human_bytes(len(engine.plan))}\n"
         f"  {how} (total {total:.2f} s) with {engine.backend[0]} {engine.backend[1]}"
@@ -169,6 +147,18 @@ def info(engine_file: Annotated[Path, typer.Argument(help="A netdef engine file.
     for t in meta.get("io", []):
         table.add_row(t["mode"], t["name"], "x".join(str(d) for d in t["shape"]), t["dtype"])
     console.print(table)
+    definition = meta.get("definition") or {}
+    if definition:
+        options = " ".join(f"{k}={v!r}" for k, v in sorted((definition.get("options") or {}).items()))
+        where = definition.get("file") or definition.get("module") or "?"
+        console.print(
+            f"  defined by {definition.get('architecture')} ({where}:{definition.get('function')})"
+            + (f" with {options}" if options else "")
+            + f", checkpoint {definition.get('checkpoint')}",
+            markup=False,
+        )
+    else:
+        console.print("  defined ad hoc: no definition function recorded (refit with refit_plan_from_network)")
     weights = meta.get("weights", {})
     derived = meta.get("derived_weights", {})
     console.print(
@@ -179,13 +169,24 @@ def info(engine_file: Annotated[Path, typer.Argument(help="A netdef engine file.
 
 @app.command("list")
 def list_architectures() -> None:
-    """List the architectures with their parameter counts and input shapes."""
-    from architectures import get, names
+    """List the architectures by family, with their options, parameter counts and input shapes."""
+    from netdef.cli.targets import load_zoo
+    from netdef.definition import registered
 
-    table = Table("name", "input", "output", "parameters", "description", box=None, pad_edge=False)
-    for name in names():
-        arch = get(name)
+    load_zoo()
+    table = Table("name", "input", "output", "parameters", "options", "description", box=None, pad_edge=False)
+    family = None
+    for arch in registered():
+        if arch.family != family:
+            family = arch.family
+            table.add_row(f"[bold]{family}:[/]")
+        options = " ".join(f"{k}={v!r}" for k, v in sorted(arch.options.items()))
         table.add_row(
-            name, "x".join(map(str, arch.input_shape)), arch.output, f"{arch.num_parameters():,}", arch.description
+            arch.name,
+            "x".join(map(str, arch.input_shape)),
+            ",".join(arch.outputs),
+            f"{arch.num_parameters():,}",
+            options,
+            arch.description,
         )
     console.print(table)
