@@ -105,22 +105,40 @@ class Engine:
         return cls.from_bytes(path.read_bytes(), source=str(path))
 
     @classmethod
-    def read_metadata(cls, path: Path | str) -> dict[str, Any]:
-        """The metadata of the engine file at ``path``, checked against its hash, without reading the plan."""
+    def read_metadata(cls, path: Path | str, *, verify_plan: bool = False) -> dict[str, Any]:
+        """The metadata of the engine file at ``path``, checked against its hash, without loading the plan.
+
+        ``verify_plan``: also check the plan's length and SHA-256, streaming it from the file (``netdef
+        info``: a 100 MB engine is verified without holding it in memory).
+        """
         path = Path(path)
+        if not path.is_file():
+            raise EngineFileError(f"{path}: no such engine file")
         with open(path, "rb") as f:
             header = f.read(_HEADER.size)
             if len(header) < _HEADER.size:
                 return cls.from_bytes(header, source=str(path)).metadata  # raises the truncation error
             meta_len = _HEADER.unpack_from(header)[2]
             data = header + f.read(meta_len)
-        magic, version, meta_len, meta_hash = _HEADER.unpack_from(data)
-        if magic != MAGIC or version != FORMAT_VERSION or len(data) < _HEADER.size + meta_len:
-            return cls.from_bytes(data, source=str(path)).metadata  # raises the matching error
-        encoded = data[_HEADER.size :]
-        if hashlib.sha256(encoded).digest() != meta_hash:
-            raise EngineFileError(f"{path}: corrupted: the metadata does not match its SHA-256")
-        return json.loads(encoded)
+            magic, version, meta_len, meta_hash = _HEADER.unpack_from(data)
+            if magic != MAGIC or version != FORMAT_VERSION or len(data) < _HEADER.size + meta_len:
+                f.seek(0)
+                return cls.from_bytes(f.read(), source=str(path)).metadata  # the matching error, or format 1
+            encoded = data[_HEADER.size :]
+            if hashlib.sha256(encoded).digest() != meta_hash:
+                raise EngineFileError(f"{path}: corrupted: the metadata does not match its SHA-256")
+            metadata = json.loads(encoded)
+            if verify_plan:
+                start = f.tell()
+                digest = hashlib.file_digest(f, "sha256")
+                size = f.tell() - start
+                if size != metadata.get("plan_bytes"):
+                    raise EngineFileError(
+                        f"{path}: truncated or padded: plan has {size} bytes, expected {metadata.get('plan_bytes')}"
+                    )
+                if digest.hexdigest() != metadata.get("plan_sha256"):
+                    raise EngineFileError(f"{path}: corrupted: the plan does not match its SHA-256")
+        return metadata
 
     @classmethod
     def from_bytes(cls, data: bytes, source: str = "<bytes>") -> Engine:

@@ -134,9 +134,10 @@ def info(engine_file: Annotated[Path, typer.Argument(help="A netdef engine file.
     """Print an engine file's metadata: backend, precision, inputs and outputs, profile, weights."""
     from netdef.engine import Engine
 
-    engine = Engine.load(engine_file)
-    meta = engine.metadata
-    console.print(f"[bold]{engine_file}[/]  ({human_bytes(len(engine.plan))} plan, sha256 {meta['plan_sha256'][:16]}…)")
+    meta = Engine.read_metadata(engine_file, verify_plan=True)  # the plan is hashed as it streams from disk
+    engine = Engine(b"", meta)  # for the metadata's views (precision, backend, refit) only
+    plan_size = human_bytes(meta["plan_bytes"])
+    console.print(f"[bold]{engine_file}[/]  ({plan_size} plan, sha256 {meta['plan_sha256'][:16]}…)")
     console.print(
         f"  network {meta.get('name')}  precision {engine.precision}  backend {engine.backend[0]} {engine.backend[1]}"
         f"  netdef {meta.get('netdef_version')}  built {meta.get('created')} in {meta.get('build_seconds')} s"
