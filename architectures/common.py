@@ -7,8 +7,10 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
-from netdef.network import Network
+if TYPE_CHECKING:
+    from netdef.network import Network
 
 
 def num_classes(net: Network, classifier: str, given: int | None, default: int = 1000) -> int:

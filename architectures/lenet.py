@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from architectures.registry import register
-from netdef.network import Network, Tensor
+
+if TYPE_CHECKING:
+    from netdef.network import Network, Tensor
 
 
 @register("lenet", input_shape=(1, 28, 28), output="prob")

@@ -8,9 +8,14 @@ last 1x1 Conv2dNormActivation and ``classifier.1`` the linear layer. BatchNorms 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from architectures.common import num_classes as infer_num_classes
 from architectures.registry import register
-from netdef.network import Network, Tensor
+
+if TYPE_CHECKING:
+    from netdef.network import Network, Tensor
+
 
 # t (expansion), c (output channels), n (repeats), s (stride of the first repeat)
 inverted_residual_setting = [

@@ -6,11 +6,18 @@ Importing :mod:`architectures` lets the registry find every definition in this p
 from __future__ import annotations
 
 import importlib
+import json
 import pkgutil
+from pathlib import Path
 
-from netdef.definition import Architecture, Definition, add_loader, get, names, register
+from netdef.definition import Architecture, Definition, add_loader, declare_parameters, get, names, register
 
 __all__ = ["Architecture", "Definition", "get", "load_all", "names", "register"]
+
+
+PARAMETERS = Path(__file__).with_name("parameters.json")
+"""Each architecture's parameter count with its default options (``python -m architectures.parameters``
+writes it; ``tests/test_parameter_table.py`` checks it against the definitions)."""
 
 
 def load_all() -> None:
@@ -18,8 +25,10 @@ def load_all() -> None:
     import architectures
 
     for module in pkgutil.iter_modules(architectures.__path__):
-        if module.name != "registry":
+        if module.name not in ("registry", "parameters"):
             importlib.import_module(f"architectures.{module.name}")
+    if PARAMETERS.is_file():
+        declare_parameters(json.loads(PARAMETERS.read_text()))
 
 
 add_loader(load_all)

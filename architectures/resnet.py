@@ -8,10 +8,13 @@ before it; the folded layer keeps the convolution's name (``layer1.0.conv1``).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from architectures.common import num_classes as infer_num_classes
 from architectures.registry import register
-from netdef.network import Network, Tensor
+
+if TYPE_CHECKING:
+    from netdef.network import Network, Tensor
 
 
 def basic_block(
@@ -61,7 +64,7 @@ def bottleneck(
 
 bottleneck.expansion = 4  # type: ignore[attr-defined]
 
-Block = Callable[..., Tensor]
+Block = Callable[..., "Tensor"]
 
 
 def _make_layer(

@@ -8,10 +8,14 @@ BatchNorms of ``vgg16_bn`` are folded into the convolutions (which keep their bi
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from architectures.common import num_classes as infer_num_classes
 from architectures.registry import register
-from netdef.network import Network, Tensor
+
+if TYPE_CHECKING:
+    from netdef.network import Network, Tensor
+
 
 cfgs: dict[str, list[int | str]] = {
     "D": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],

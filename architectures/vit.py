@@ -8,10 +8,15 @@ constants; LayerNorm is TensorRT's normalization layer; attention is matrix mult
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from architectures.common import num_classes as infer_num_classes
 from architectures.registry import register
 from netdef.errors import NetworkDefinitionError
-from netdef.network import Network, Tensor
+
+if TYPE_CHECKING:
+    from netdef.network import Network, Tensor
+
 
 LAYER_NORM_EPS = 1e-6  # torchvision: partial(nn.LayerNorm, eps=1e-6)
 

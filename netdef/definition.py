@@ -29,14 +29,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from netdef.errors import DefinitionError, NetdefError
-from netdef.network import Network
 from netdef.weights import Checkpoint
 from netdef.weights.fingerprint import changed_since, fingerprint
+
+if TYPE_CHECKING:
+    from netdef.network import Network
 
 Definition = Callable[..., Any]
 CheckpointLike = str | os.PathLike | Mapping[str, np.ndarray]
@@ -125,6 +127,8 @@ class Architecture:
         """
         self.check_options(options)
         ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else Checkpoint(checkpoint)
+        from netdef.network import Network
+
         net = Network(ckpt, precision=precision, io_dtype=io_dtype, name=self.name, calibration=calibration)
         shape = (batch, *(self.input_shape if input_shape is None else tuple(int(d) for d in input_shape)))
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # reported as problems
@@ -143,6 +147,8 @@ class Architecture:
 
     def expected_weights(self, **options: Any) -> dict[str, tuple[int, ...]]:
         """The checkpoint entries this architecture reads, with their shapes (no checkpoint needed)."""
+        from netdef.network import Network
+
         net = Network({}, name=self.name)
         self.define(net, net.input(self.input_name, (1, *self.input_shape)), **options)
         return dict(net.expected)
@@ -151,7 +157,15 @@ class Architecture:
         """A checkpoint of zeros with every entry this architecture reads (to look at shapes and settings)."""
         return {name: np.zeros(shape, np.float32) for name, shape in self.expected_weights(**options).items()}
 
-    def num_parameters(self, **options: Any) -> int:
+    def num_parameters(self, *, declared: bool = True, **options: Any) -> int:
+        """How many values the checkpoint entries it reads hold (BatchNorm statistics included).
+
+        With its default options, a count declared for this name (:func:`declare_parameters`) answers
+        without defining the network; ``declared=False`` always counts through a definition.
+        """
+        defaults = all(self.options.get(k, object()) == v for k, v in options.items())
+        if declared and defaults and self.name in _DECLARED_PARAMETERS:
+            return _DECLARED_PARAMETERS[self.name]
         return sum(int(np.prod(s)) for s in self.expected_weights(**options).values())
 
 
@@ -232,6 +246,15 @@ def register(
         return define
 
     return decorate
+
+
+_DECLARED_PARAMETERS: dict[str, int] = {}
+
+
+def declare_parameters(counts: Mapping[str, int]) -> None:
+    """Declare architectures' parameter counts with default options (``netdef list`` shows them without
+    defining every network in TensorRT); a test checks them against the definitions."""
+    _DECLARED_PARAMETERS.update({str(k): int(v) for k, v in counts.items()})
 
 
 def add_loader(loader: Callable[[], None]) -> None:

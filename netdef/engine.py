@@ -26,7 +26,7 @@ from typing import Any
 
 from netdef.engine_schema import validate_metadata
 from netdef.errors import EngineFileError
-from netdef.fileio import read_regular_file, write_bytes
+from netdef.fileio import open_regular_file, read_regular_file, write_bytes
 
 MAGIC = b"NETDEF\x89\n"
 FORMAT_VERSION = 2
@@ -93,40 +93,68 @@ class Engine:
         return cls.from_bytes(read_regular_file(path, "engine file", EngineFileError), source=str(path))
 
     @classmethod
+    def read_metadata(cls, path: Path | str, *, verify_plan: bool = False) -> dict[str, Any]:
+        """The metadata of the engine file at ``path``, checked like :meth:`load`, without loading the plan.
+
+        ``verify_plan``: also check the plan's length and SHA-256, streaming it from the file (``netdef
+        info``: a 100 MB engine is verified without holding it in memory).
+        """
+        path = Path(path)
+        with open_regular_file(path, "engine file", EngineFileError) as f:
+            head = f.read(_HEADER.size)
+            if len(head) == _HEADER.size:
+                head += f.read(_HEADER.unpack_from(head)[2])
+            metadata, _ = _parse_head(head, str(path))
+            if verify_plan:
+                digest = hashlib.file_digest(f, "sha256")
+                _check_plan(f.tell() - len(head), digest.hexdigest(), metadata, str(path))
+        return metadata
+
+    @classmethod
     def from_bytes(cls, data: bytes, source: str = "<bytes>") -> Engine:
-        if len(data) < _HEADER.size:
-            if MAGIC.startswith(data[:8]) and data:
-                raise EngineFileError(f"{source}: truncated: {len(data)} bytes, the header alone is {_HEADER.size}")
-            raise EngineFileError(f"{source}: not a netdef engine file ({len(data)} bytes, no netdef header)")
-        magic, version, meta_len, meta_hash = _HEADER.unpack_from(data)
-        if magic != MAGIC:
-            raise EngineFileError(
-                f"{source}: not a netdef engine file (starts with {data[:8]!r}, expected {MAGIC!r}); "
-                "a bare TensorRT plan can be wrapped with netdef.Engine(plan, metadata)"
-            )
-        if version not in READABLE_VERSIONS:
-            raise EngineFileError(
-                f"{source}: engine file format version {version}, this netdef reads version {FORMAT_VERSION} "
-                f"(and {', '.join(map(str, READABLE_VERSIONS[:-1]))})"
-            )
-        meta_end = _HEADER.size + meta_len
-        if len(data) < meta_end:
-            raise EngineFileError(
-                f"{source}: truncated (or a corrupted header): the metadata needs {meta_end} bytes, "
-                f"the file has {len(data)}"
-            )
-        encoded = data[_HEADER.size : meta_end]
-        if hashlib.sha256(encoded).digest() != meta_hash:
-            raise EngineFileError(f"{source}: corrupted: the metadata does not match its SHA-256")
-        try:
-            metadata = json.loads(encoded)
-        except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-            raise EngineFileError(f"{source}: the metadata is not valid JSON: {exc}") from None
-        validate_metadata(metadata, source)
+        metadata, meta_end = _parse_head(data, source)
         plan = data[meta_end:]
-        expected = metadata.get("plan_bytes")
-        if len(plan) != expected:
-            raise EngineFileError(f"{source}: truncated or padded: plan has {len(plan)} bytes, expected {expected}")
-        if hashlib.sha256(plan).hexdigest() != metadata.get("plan_sha256"):
-            raise EngineFileError(f"{source}: corrupted: the plan does not match its SHA-256")
+        _check_plan(len(plan), hashlib.sha256(plan).hexdigest(), metadata, source)
         return cls(plan, metadata)
+
+
+def _parse_head(data: bytes, source: str) -> tuple[dict[str, Any], int]:
+    """The header and metadata at the start of ``data``, verified: (metadata, where the plan starts)."""
+    if len(data) < _HEADER.size:
+        if MAGIC.startswith(data[:8]) and data:
+            raise EngineFileError(f"{source}: truncated: {len(data)} bytes, the header alone is {_HEADER.size}")
+        raise EngineFileError(f"{source}: not a netdef engine file ({len(data)} bytes, no netdef header)")
+    magic, version, meta_len, meta_hash = _HEADER.unpack_from(data)
+    if magic != MAGIC:
+        raise EngineFileError(
+            f"{source}: not a netdef engine file (starts with {data[:8]!r}, expected {MAGIC!r}); "
+            "a bare TensorRT plan can be wrapped with netdef.Engine(plan, metadata)"
+        )
+    if version not in READABLE_VERSIONS:
+        raise EngineFileError(
+            f"{source}: engine file format version {version}, this netdef reads version {FORMAT_VERSION} "
+            f"(and {', '.join(map(str, READABLE_VERSIONS[:-1]))})"
+        )
+    meta_end = _HEADER.size + meta_len
+    if len(data) < meta_end:
+        raise EngineFileError(
+            f"{source}: truncated (or a corrupted header): the metadata needs {meta_end} bytes, "
+            f"the file has {len(data)}"
+        )
+    encoded = data[_HEADER.size : meta_end]
+    if hashlib.sha256(encoded).digest() != meta_hash:
+        raise EngineFileError(f"{source}: corrupted: the metadata does not match its SHA-256")
+    try:
+        metadata = json.loads(encoded)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise EngineFileError(f"{source}: the metadata is not valid JSON: {exc}") from None
+    validate_metadata(metadata, source)
+    return metadata, meta_end
+
+
+def _check_plan(size: int, sha256: str, metadata: dict[str, Any], source: str) -> None:
+    expected = metadata.get("plan_bytes")
+    if size != expected:
+        raise EngineFileError(f"{source}: truncated or padded: plan has {size} bytes, expected {expected}")
+    if sha256 != metadata.get("plan_sha256"):
+        raise EngineFileError(f"{source}: corrupted: the plan does not match its SHA-256")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -9,6 +10,7 @@ import typer
 from rich.table import Table
 
 from netdef.cli.app import app, console
+from netdef.cli.stages import mark
 from netdef.cli.targets import TARGET_HELP, Options, Strict
 
 Precision = Annotated[str, typer.Option("--precision", "-p", help="fp32, fp16, bf16 or int8 (dtypes/Q/DQ, no flags).")]
@@ -42,6 +44,14 @@ def build(
     ] = False,
     option: Options = None,
     strict: Strict = False,
+    cache: Annotated[
+        Path | None,
+        typer.Option(
+            "--cache",
+            help="Engine cache directory (or NETDEF_CACHE=DIR): reuse the engine built from the same definition, "
+            "weights and settings instead of building again.",
+        ),
+    ] = None,
 ) -> None:
     """Build an engine from a checkpoint and print a short summary. Writes nothing on failure.
 
@@ -52,19 +62,15 @@ def build(
     import time
 
     from netdef.build import BuildConfig, parse_size
+    from netdef.cache import cache_dir
     from netdef.cli.targets import batch_range as parse_batch_range
-    from netdef.cli.targets import define
     from netdef.fileio import check_output
-    from netdef.network import num_parameters
 
+    mark("start")
     inputs = [weights, calibration, timing_cache, arch if Path(arch).exists() else None]
     check_output(output, inputs)  # before any work: never over an input, never a FIFO or device
     started = time.perf_counter()
     definition_batch, batch_range = parse_batch_range(batch)
-    network = define(
-        arch, weights, precision=precision, batch=definition_batch, calibration=calibration, options=option,
-        strict=strict,
-    ).network  # fmt: skip
     config = BuildConfig(
         batch=batch_range,
         workspace=parse_size(workspace) if workspace else None,
@@ -72,20 +78,57 @@ def build(
         strip_weights=strip_weights,
         timing_cache=timing_cache,
     )
-    from netdef.progress import interactive_build
 
-    engine = interactive_build(network, config, console=None if quiet else console)
+    def define_and_build():
+        from netdef.cli.targets import define
+        from netdef.progress import interactive_build
+
+        network = define(
+            arch, weights, precision=precision, batch=definition_batch, calibration=calibration, options=option,
+            strict=strict,
+        ).network  # fmt: skip
+        mark("define")
+        engine = interactive_build(network, config, console=None if quiet else console)
+        mark("build")
+        return engine
+
+    root = cache_dir(cache)
+    if root is None:
+        engine, source = define_and_build(), "build"
+    else:
+        from netdef.cache import EngineCache, build_through_cache, definition_key_parts
+        from netdef.cli.targets import architecture
+
+        store, definition = EngineCache(root), architecture(arch)
+        parts = definition_key_parts(
+            store, definition, definition.parse_options(option or []), weights, precision=precision, batch=batch,
+            calibration=calibration, config=config,
+        )  # fmt: skip
+        result = build_through_cache(store, parts, define_and_build, checkpoint=weights)
+        engine, source = result.engine, result.source
     engine.save(output, inputs)
-    total = time.perf_counter() - started
-    shape = (
-        "dynamic " + ":".join(map(str, batch_range)) if batch_range else f"static {network.io_tensors()[0]['shape'][0]}"
-    )
+    mark("write")
+    _print_summary(output, arch, engine, source, time.perf_counter() - started)
+
+
+def _print_summary(output: Path, arch: str, engine, source: str, total: float) -> None:
+    meta = engine.metadata
+    profile_batch = (meta.get("profile") or {}).get("batch")
+    inputs = [t for t in meta.get("io", []) if t["mode"] == "input"]
+    shape = "dynamic " + ":".join(map(str, profile_batch)) if profile_batch else f"static {inputs[0]['shape'][0]}"
+    weights = meta.get("weights", {})
+    parameters = sum(math.prod(w["shape"]) for w in weights.values())
+    how = {
+        "cache": "from cache",
+        "refit": "refit from a cached engine",
+        "build": f"build {meta['build_seconds']:.2f} s",
+    }[source]
     console.print(
-        f"[bold green]built[/] {output}  {arch} {network.precision} batch {shape}\n"
-        f"  layers {network.num_layers}, weights {len(network.weights)} "
-        f"({num_parameters(network):,} parameters), engine {human_bytes(len(engine.plan))}\n"
-        f"  build {engine.metadata['build_seconds']:.2f} s (total {total:.2f} s) with {engine.backend[0]} "
-        f"{engine.backend[1]}" + (", refittable" if engine.refittable else "")
+        f"[bold green]built[/] {output}  {arch} {engine.precision} batch {shape}\n"
+        f"  layers {meta.get('num_layers')}, weights {len(weights)} ({parameters:,} parameters), "
+        f"engine {human_bytes(len(engine.plan))}\n"
+        f"  {how} (total {total:.2f} s) with {engine.backend[0]} {engine.backend[1]}"
+        + (", refittable" if engine.refittable else "")
     )
 
 
@@ -94,9 +137,10 @@ def info(engine_file: Annotated[Path, typer.Argument(help="A netdef engine file.
     """Print an engine file's metadata: backend, precision, inputs and outputs, profile, weights."""
     from netdef.engine import Engine
 
-    engine = Engine.load(engine_file)
-    meta = engine.metadata
-    console.print(f"[bold]{engine_file}[/]  ({human_bytes(len(engine.plan))} plan, sha256 {meta['plan_sha256'][:16]}…)")
+    meta = Engine.read_metadata(engine_file, verify_plan=True)  # the plan is hashed as it streams from disk
+    engine = Engine(b"", meta)  # for the metadata's views (precision, backend, refit) only
+    plan_size = human_bytes(meta["plan_bytes"])
+    console.print(f"[bold]{engine_file}[/]  ({plan_size} plan, sha256 {meta['plan_sha256'][:16]}…)")
     console.print(
         f"  network {meta.get('name')}  precision {engine.precision}  backend {engine.backend[0]} {engine.backend[1]}"
         f"  netdef {meta.get('netdef_version')}  built {meta.get('created')} in {meta.get('build_seconds')} s"

@@ -57,6 +57,7 @@ def _check(engine_file: Path, checkpoint: Path, strict: bool, old: Path | None) 
     from netdef.engine import Engine
     from netdef.errors import NetdefError
     from netdef.refit import refit_plan
+    from netdef.weights.fingerprint import changed_since
 
     load_zoo()
     engine = Engine.load(engine_file)
@@ -67,7 +68,11 @@ def _check(engine_file: Path, checkpoint: Path, strict: bool, old: Path | None) 
     else:
         old_source = old
     diffs: dict[str, float | None] = {}
-    if old_source is not None:
+    definition = engine.metadata.get("definition") or {}
+    unchanged = old is not None or changed_since(old_source, definition.get("checkpoint_fingerprint")) is None
+    if old_source is not None and unchanged and _same_contents(old_source, checkpoint):
+        diffs = {w.name: 0.0 for w in plan}  # the same bytes define the same weights: no second definition
+    elif old_source is not None:
         try:
             diffs = plan.max_abs_diff(refit_plan(engine, old, engine_source=str(engine_file)))
         except NetdefError as exc:
@@ -95,6 +100,16 @@ def _check(engine_file: Path, checkpoint: Path, strict: bool, old: Path | None) 
             "[yellow]note:[/] this engine is not refittable: `netdef refit` without --check will refuse it "
             "(rebuild with `netdef build --refit`)"
         )
+
+
+def _same_contents(a: Path, b: Path) -> bool:
+    """Whether files ``a`` and ``b`` hold the same bytes (fingerprints, memoised per process)."""
+    from netdef.weights.fingerprint import fingerprint
+
+    try:
+        return a.samefile(b) or fingerprint(a) == fingerprint(b)
+    except OSError:
+        return False
 
 
 def compact_names(names) -> str:

@@ -16,6 +16,7 @@ import typer
 from rich.markup import escape
 
 from netdef.cli.app import err_console
+from netdef.cli.stages import mark
 
 Options = Annotated[
     list[str] | None,
@@ -85,6 +86,7 @@ def define(
     if weights is None and not zeros:
         raise ValueError(f"{target} is a definition: give its checkpoint with --weights")
     checkpoint: Any = Checkpoint.load(weights) if weights is not None else arch.zeros(**parsed)
+    mark("read")
     network = arch.build_network(checkpoint, precision=precision, batch=batch, calibration=calibration, **parsed)
     source = str(weights) if weights is not None else "zeros"
     report_unused(network, source, arch.name, strict, warn_unused)

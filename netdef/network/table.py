@@ -103,9 +103,9 @@ class WeightTable:
                 )
                 return np.zeros(shape, np.float32)
         array = np.asarray(array, dtype=np.float32)
-        finite = np.isfinite(array)
-        if not finite.all():
-            bad = int(array.size - np.count_nonzero(finite))
+        # min/max: no temporary array; NaN propagates and Inf shows, so only a bad entry is looked at twice
+        if array.size and not (np.isfinite(np.min(array)) and np.isfinite(np.max(array))):
+            bad = int(array.size - np.count_nonzero(np.isfinite(array)))
             self.problems.append(f"weight {key!r}: {bad} of {array.size} values are NaN or Inf")
         return array
 

@@ -35,6 +35,13 @@ def fingerprint(path: str | Path) -> dict[str, Any]:
     return dict(_MEMO[key])
 
 
+def remember(path: str | Path, value: Mapping[str, Any]) -> None:
+    """Take ``value`` as the fingerprint of ``path`` as it is now (from a memo kept across processes)."""
+    resolved = Path(path).resolve()
+    stat = os.stat(resolved)
+    _MEMO[(str(resolved), stat.st_size, stat.st_mtime_ns, stat.st_ino)] = dict(value)
+
+
 def changed_since(path: str | Path, recorded: Mapping[str, Any] | None) -> str | None:
     """Why the file at ``path`` is not the one ``recorded`` describes (None when it is, or nothing was recorded)."""
     if not recorded:

@@ -1,0 +1,318 @@
+"""An engine cache: skip the build when the same network, weights and build settings were built before.
+
+An entry is one netdef engine file named after its key, a SHA-256 over everything that decides
+the plan: the definition record (architecture, options, input shapes, precision, I/O dtype,
+calibration), a fingerprint of the weights, the build configuration, the backend and its version,
+and the target (the GPU's name and compute capability, or TensorRT-RTX's CPU target).
+
+- A lookup needs no checkpoint read and no network definition: the weights' fingerprint is a
+  BLAKE2b of the file, memoised in the cache directory by path, size, mtime and inode, so an
+  unchanged 100 MB checkpoint is not read again.
+- Entries are verified on the way out by the engine file's own hashes; a corrupt entry is removed
+  and reported, and the caller builds again.
+- Writes are atomic (a temporary file in the cache directory, then ``os.replace``), so two
+  processes building the same key at once both succeed and leave one valid entry.
+- ``netdef cache list`` and ``netdef cache prune --max-size 5G`` (oldest use first) manage it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from netdef.engine import Engine
+from netdef.errors import EngineFileError
+
+log = logging.getLogger("netdef.cache")
+
+ENV_VAR = "NETDEF_CACHE"
+SUFFIX = ".engine"
+_MEMO = "fingerprints.json"
+
+
+def cache_dir(option: Path | str | None = None) -> Path | None:
+    """The cache directory: ``option`` (``--cache``), else ``$NETDEF_CACHE``, else None (no cache)."""
+    chosen = option if option is not None else os.environ.get(ENV_VAR) or None
+    return Path(chosen).expanduser() if chosen is not None else None
+
+
+def cache_key(parts: Mapping[str, Any]) -> str:
+    """SHA-256 of ``parts`` as canonical JSON (sorted keys), the name of an entry."""
+    text = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    key: str
+    path: Path
+    size: int
+    last_used: float
+    metadata: dict[str, Any]
+
+    @property
+    def label(self) -> str:
+        definition = self.metadata.get("definition") or {}
+        return str(definition.get("architecture") or self.metadata.get("name") or "?")
+
+
+class EngineCache:
+    """Engines stored by key in one directory (see the module docstring)."""
+
+    def __init__(self, root: Path | str):
+        self.root = Path(root)
+
+    # ------------------------------------------------------------------ entries
+
+    def path(self, key: str) -> Path:
+        return self.root / f"{key}{SUFFIX}"
+
+    def get(self, key: str) -> Engine | None:
+        """The engine stored under ``key``, or None when absent or corrupt (a corrupt entry is removed)."""
+        path = self.path(key)
+        if not path.is_file():
+            return None
+        try:
+            engine = Engine.load(path)
+        except EngineFileError as exc:
+            log.warning("cache entry %s is corrupt (%s); removing it and building again", path.name, exc)
+            path.unlink(missing_ok=True)
+            return None
+        with contextlib.suppress(OSError):
+            os.utime(path)  # last use, for prune
+        return engine
+
+    def put(self, key: str, engine: Engine) -> Path:
+        """Store ``engine`` under ``key`` atomically; a concurrent writer of the same key is harmless."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        final = self.path(key)
+        fd, tmp = tempfile.mkstemp(prefix=f".{key[:16]}.", suffix=".tmp", dir=self.root)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(engine.to_bytes())
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, final)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return final
+
+    def entries(self) -> list[CacheEntry]:
+        """Every readable entry, most recently used first (unreadable ones are skipped with a warning)."""
+        found = []
+        for path in self.root.glob(f"*{SUFFIX}") if self.root.is_dir() else ():
+            try:
+                stat = path.stat()
+                metadata = _read_metadata(path)
+            except (OSError, EngineFileError, ValueError) as exc:
+                log.warning("skipping unreadable cache entry %s: %s", path.name, exc)
+                continue
+            found.append(CacheEntry(path.stem, path, stat.st_size, stat.st_mtime, metadata))
+        return sorted(found, key=lambda e: e.last_used, reverse=True)
+
+    def prune(self, max_bytes: int) -> list[CacheEntry]:
+        """Remove the least recently used entries until the cache holds at most ``max_bytes``; returns them."""
+        removed, total = [], 0
+        for entry in self.entries():
+            total += entry.size
+            if total > max_bytes:
+                entry.path.unlink(missing_ok=True)
+                removed.append(entry)
+        for stale in self.root.glob(".*.tmp") if self.root.is_dir() else ():
+            if time.time() - stale.stat().st_mtime > 3600:  # left by a killed writer
+                stale.unlink(missing_ok=True)
+        return removed
+
+    def find_refittable(self, structure_key: str) -> CacheEntry | None:
+        """A refittable entry built from the same structure (everything but the weights), if any."""
+        for entry in self.entries():
+            if entry.metadata.get("cache", {}).get("structure_key") == structure_key and entry.metadata.get("refit"):
+                return entry
+        return None
+
+    # ------------------------------------------------------------------ weight fingerprints
+
+    def fingerprint(self, path: Path | str) -> dict[str, Any]:
+        """:func:`netdef.weights.fingerprint.fingerprint` of ``path``, memoised across processes in the cache
+        directory by (path, size, mtime, inode), so an unchanged checkpoint is not read again."""
+        from netdef.weights import fingerprint as fp
+
+        path = Path(path).resolve()
+        stat = path.stat()
+        stamp = [stat.st_size, stat.st_mtime_ns, stat.st_ino]
+        memo = self._read_memo()
+        known = memo.get(str(path))
+        if known and known.get("stamp") == stamp and isinstance(known.get("fingerprint"), dict):
+            value = dict(known["fingerprint"])
+            fp.remember(path, value)  # the engine's record reuses it instead of reading the file again
+            return value
+        value = fp.fingerprint(path)
+        memo[str(path)] = {"stamp": stamp, "fingerprint": value}
+        self._write_memo(memo)
+        return value
+
+    def _read_memo(self) -> dict[str, Any]:
+        try:
+            memo = json.loads((self.root / _MEMO).read_text())
+        except (OSError, ValueError):
+            return {}
+        return memo if isinstance(memo, dict) else {}
+
+    def _write_memo(self, memo: dict[str, Any]) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".fingerprints.", suffix=".tmp", dir=self.root)
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump(memo, f)
+            os.replace(tmp, self.root / _MEMO)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+def _read_metadata(path: Path) -> dict[str, Any]:
+    """An entry's metadata without reading its plan (for listing)."""
+    return Engine.read_metadata(path)
+
+
+# --------------------------------------------------------------------------- building through the cache
+
+
+def target() -> dict[str, Any]:
+    """What the plan is built for: the backend, its version, and the GPU (or TensorRT-RTX's CPU target)."""
+    from netdef import backend
+
+    caps = backend.capabilities()
+    gpu = {"name": caps.gpu.name, "compute_capability": list(caps.gpu.compute_capability)} if caps.gpu else None
+    return {"backend": backend.BACKEND, "version": backend.VERSION, "gpu": gpu}
+
+
+def definition_key_parts(
+    cache: EngineCache,
+    architecture: Any,
+    options: Mapping[str, Any],
+    weights: Path | str,
+    *,
+    precision: str,
+    batch: str | None,
+    calibration: Path | str | None,
+    config: Any,
+) -> dict[str, Any]:
+    """The key parts of building ``architecture`` (a :class:`~netdef.definition.Architecture`) on ``weights``.
+
+    The definition is keyed by its name, function, options, input shape and the source of the files it
+    comes from (its module's file, and the other ``.py`` files of that module's package folder), so an
+    edited definition misses; the weights and calibration cache by their fingerprints.
+    """
+    from netdef import __version__
+    from netdef.weights.fingerprint import fingerprint
+
+    definition = {
+        "architecture": architecture.name,
+        "function": getattr(architecture.define, "__qualname__", str(architecture.define)),
+        "options": dict(options),
+        "input_shape": list(architecture.input_shape),
+        "precision": precision,
+        "batch": batch,
+        "sources": _source_digests(architecture.define),
+        "netdef": __version__,
+        "calibration": fingerprint(calibration) if calibration is not None else None,
+    }
+    return build_key_parts(definition, cache.fingerprint(weights), config)
+
+
+def _source_digests(function: Any) -> dict[str, str]:
+    """BLAKE2b of the file defining ``function`` and of the other ``.py`` files in its package's folder."""
+    import inspect
+
+    from netdef.weights.fingerprint import fingerprint
+
+    try:
+        source = Path(inspect.getsourcefile(function) or "")
+    except TypeError:
+        return {}
+    if not source.is_file():
+        return {}
+    files = [source]
+    if (source.parent / "__init__.py").is_file():
+        files = sorted(source.parent.glob("*.py"))
+    return {f.name: fingerprint(f)["blake2b"] for f in files}
+
+
+def build_key_parts(definition: Mapping[str, Any], weights: Any, config: Any) -> dict[str, Any]:
+    """Everything that decides a plan: definition, weights, build configuration and target."""
+    settings = {
+        "batch": list(config.batch) if config.batch else None,
+        "shapes": {k: [list(s) for s in v] for k, v in sorted(config.shapes.items())},
+        "workspace": config.workspace,
+        "refit": bool(config.refit),
+        "strip_weights": bool(config.strip_weights),
+        "optimization_level": config.optimization_level,
+    }
+    return {"definition": dict(definition), "weights": weights, "build": settings, "target": target()}
+
+
+@dataclass
+class CachedBuild:
+    engine: Engine
+    source: str
+    """``"cache"`` (a hit), ``"refit"`` (a cached refittable engine refit with the new weights) or ``"build"``."""
+    key: str
+
+
+def build_through_cache(
+    cache: EngineCache,
+    parts: Mapping[str, Any],
+    build: Any,
+    *,
+    checkpoint: Any = None,
+) -> CachedBuild:
+    """The engine for ``parts``: from ``cache`` when present, else refit from a cached refittable engine of
+    the same structure (GPU only), else ``build()`` and store it.
+
+    ``build`` is a function of no arguments returning an :class:`Engine`; ``checkpoint`` (a path or
+    Checkpoint) is what a refit-from-cache would use.
+    """
+    key = cache_key(parts)
+    structure_key = cache_key({k: v for k, v in parts.items() if k != "weights"})
+    hit = cache.get(key)
+    if hit is not None:
+        return CachedBuild(hit, "cache", key)
+    engine = _refit_from_cache(cache, structure_key, checkpoint)
+    source = "refit"
+    if engine is None:
+        engine, source = build(), "build"
+    engine.metadata["cache"] = {"key": key, "structure_key": structure_key}
+    cache.put(key, engine)
+    return CachedBuild(engine, source, key)
+
+
+def _refit_from_cache(cache: EngineCache, structure_key: str, checkpoint: Any) -> Engine | None:
+    """Refit a cached refittable engine of the same structure with ``checkpoint`` (needs a supported GPU)."""
+    if checkpoint is None:
+        return None
+    entry = cache.find_refittable(structure_key)
+    if entry is None:
+        return None
+    from netdef import backend
+
+    if not backend.capabilities().can_run:
+        log.info("a refittable cached engine exists, but refitting needs a supported GPU: building instead")
+        return None
+    from netdef.refit import refit_engine
+
+    source = cache.get(entry.key)
+    if source is None:
+        return None
+    refitted, _ = refit_engine(source, checkpoint, source=str(entry.path))
+    return refitted

@@ -1,0 +1,219 @@
+"""The engine cache: hits, misses, corrupt entries, concurrent writers, pruning, refit from cache (GPU)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from cli_runner import netdef
+
+from netdef import backend
+from netdef.cache import EngineCache, cache_key
+from netdef.engine import Engine
+from netdef.weights.safetensors_io import write_safetensors
+
+CAPS = backend.capabilities()
+ROOT = Path(__file__).resolve().parents[1]
+LENET = ROOT / "weights" / "lenet_digits.safetensors"
+pytestmark = pytest.mark.skipif(not CAPS.can_build, reason=f"cannot build engines here: {CAPS.reason}")
+
+
+def build(monkeypatch, capsys, cache: Path, out: Path, *extra) -> tuple[int, str, str]:
+    return netdef(monkeypatch, capsys, "build", "lenet", "-w", LENET, "-o", out, "-q", "--cache", cache, *extra)
+
+
+def test_a_hit_writes_the_same_engine_and_says_from_cache(monkeypatch, capsys, tmp_path):
+    code, out, err = build(monkeypatch, capsys, tmp_path / "cache", tmp_path / "a.engine", "-p", "fp16")
+    assert code == 0, err
+    assert "from cache" not in out
+    code, out, err = build(monkeypatch, capsys, tmp_path / "cache", tmp_path / "b.engine", "-p", "fp16")
+    assert code == 0, err
+    assert "from cache" in out
+    assert (tmp_path / "a.engine").read_bytes() == (tmp_path / "b.engine").read_bytes()
+    assert len(EngineCache(tmp_path / "cache").entries()) == 1
+
+
+def test_the_environment_variable_names_the_cache(monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("NETDEF_CACHE", str(tmp_path / "env-cache"))
+    code, out, err = netdef(monkeypatch, capsys, "build", "lenet", "-w", LENET, "-o", tmp_path / "a.engine", "-q")
+    assert code == 0, err
+    assert len(EngineCache(tmp_path / "env-cache").entries()) == 1
+
+
+def test_precision_batch_and_weights_are_part_of_the_key(monkeypatch, capsys, tmp_path):
+    cache = tmp_path / "cache"
+    assert build(monkeypatch, capsys, cache, tmp_path / "1.engine", "-p", "fp32")[0] == 0
+    assert "from cache" not in build(monkeypatch, capsys, cache, tmp_path / "2.engine", "-p", "fp16")[1]
+    assert "from cache" not in build(monkeypatch, capsys, cache, tmp_path / "3.engine", "--batch", "1:4:8")[1]
+    changed = tmp_path / "lenet_changed.safetensors"
+    from netdef.weights import Checkpoint
+
+    tensors = {k: np.array(v) for k, v in Checkpoint.load(LENET).items()}
+    tensors["fc2.bias"] = tensors["fc2.bias"] + 1
+    write_safetensors(tensors, changed)
+    code, out, err = netdef(
+        monkeypatch, capsys, "build", "lenet", "-w", changed, "-o", tmp_path / "4.engine", "-q", "--cache", cache
+    )
+    assert code == 0, err
+    assert "from cache" not in out
+    assert len(EngineCache(cache).entries()) == 4
+
+
+def test_a_corrupt_entry_is_detected_removed_and_rebuilt(monkeypatch, capsys, tmp_path, caplog):
+    cache = tmp_path / "cache"
+    assert build(monkeypatch, capsys, cache, tmp_path / "a.engine")[0] == 0
+    (entry,) = EngineCache(cache).entries()
+    data = bytearray(entry.path.read_bytes())
+    data[-100] ^= 0xFF  # inside the plan: the plan's SHA-256 no longer matches
+    entry.path.write_bytes(bytes(data))
+    code, out, err = build(monkeypatch, capsys, cache, tmp_path / "b.engine")
+    assert code == 0, err
+    assert "from cache" not in out
+    assert "corrupt" in err
+    Engine.load(entry.path)  # the rebuilt entry is valid again
+    assert (tmp_path / "a.engine").read_bytes() != b""
+
+
+def test_two_processes_building_the_same_key_both_succeed_and_leave_one_entry(tmp_path):
+    cache = tmp_path / "cache"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    command = [sys.executable, "-m", "netdef.cli", "build", "lenet", "-w", str(LENET), "-q", "--cache", str(cache)]
+    procs = [
+        subprocess.Popen(
+            [*command, "-o", str(tmp_path / f"{i}.engine")],
+            env=env,
+            cwd=tmp_path,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for i in range(2)
+    ]
+    results = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], results
+    entries = EngineCache(cache).entries()
+    assert len(entries) == 1
+    Engine.load(entries[0].path)
+    assert not list(cache.glob(".*.tmp"))
+    for i in range(2):
+        Engine.load(tmp_path / f"{i}.engine")
+
+
+def test_fingerprints_are_memoised_by_path_size_mtime_and_inode(tmp_path, monkeypatch):
+    from netdef.weights import fingerprint as fp
+
+    weights = tmp_path / "w.bin"
+    weights.write_bytes(b"abc" * 1000)
+    calls = []
+    real = fp.fingerprint
+    monkeypatch.setattr(fp, "fingerprint", lambda p: calls.append(p) or real(p))
+    cache = EngineCache(tmp_path / "cache")
+    first = cache.fingerprint(weights)
+    assert EngineCache(tmp_path / "cache").fingerprint(weights) == first  # as a new process would: the memo file
+    assert len(calls) == 1
+    weights.write_bytes(b"abd" * 1000)  # same size, new content and mtime
+    os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 1_000_000))
+    assert cache.fingerprint(weights) != first
+    assert len(calls) == 2
+    assert first == {"size": 3000, "blake2b": hashlib.blake2b(b"abc" * 1000).hexdigest()}
+
+
+_USER_LENET = """
+from netdef import register
+
+
+@register("user_lenet", input_shape=(1, 28, 28), output="prob")
+def user_lenet(net, x):
+    x = net.max_pool2d(net.conv2d(x, "conv1", 20, kernel_size=5), 2)
+    x = net.max_pool2d(net.conv2d(x, "conv2", 50, kernel_size=5), 2)
+    x = net.relu(net.linear(net.flatten(x), "fc1", 500))
+    return net.softmax(net.linear(x, "fc2", 10), dim=1)
+"""
+
+
+def test_an_edited_definition_file_misses_the_cache(monkeypatch, capsys, tmp_path):
+    user = tmp_path / "user_lenet.py"
+    user.write_text(_USER_LENET)
+    cache, target = tmp_path / "cache", f"{user}:user_lenet"
+
+    def build_user(out: str) -> str:
+        code, out_text, err = netdef(
+            monkeypatch, capsys, "build", target, "-w", LENET, "-o", tmp_path / out, "-q", "--cache", cache
+        )
+        assert code == 0, err
+        return out_text
+
+    assert "from cache" not in build_user("1.engine")
+    assert "from cache" in build_user("2.engine")
+    user.write_text(_USER_LENET + "\n# edited\n")
+    assert "from cache" not in build_user("3.engine")
+
+
+def test_prune_keeps_the_most_recently_used_within_the_size(tmp_path):
+    cache = EngineCache(tmp_path / "cache")
+    for i in range(3):
+        path = cache.put(cache_key({"i": i}), Engine(b"x" * 1000, {"name": f"n{i}"}))
+        os.utime(path, (1_000_000 + i, 1_000_000 + i))
+    removed = cache.prune(2500)
+    assert [e.metadata["name"] for e in removed] == ["n0"]
+    assert sorted(e.metadata["name"] for e in cache.entries()) == ["n1", "n2"]
+
+
+def test_cache_list_and_prune_commands(monkeypatch, capsys, tmp_path):
+    cache = tmp_path / "cache"
+    assert build(monkeypatch, capsys, cache, tmp_path / "a.engine")[0] == 0
+    code, out, err = netdef(monkeypatch, capsys, "cache", "list", "--dir", cache)
+    assert code == 0, err
+    assert "lenet" in out and "1 engine(s)" in out
+    code, out, err = netdef(monkeypatch, capsys, "cache", "prune", "--max-size", "0", "--dir", cache)
+    assert code == 0, err
+    assert "removed 1 engine(s)" in out
+    assert EngineCache(cache).entries() == []
+
+
+def test_cache_commands_without_a_directory_say_how_to_name_one(monkeypatch, capsys):
+    monkeypatch.delenv("NETDEF_CACHE", raising=False)
+    code, _, err = netdef(monkeypatch, capsys, "cache", "list")
+    assert code == 1
+    assert "NETDEF_CACHE" in err
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not CAPS.can_run, reason=f"refitting a cached engine needs a supported GPU: {CAPS.reason}")
+def test_new_weights_refit_a_cached_refittable_engine_instead_of_rebuilding(monkeypatch, capsys, tmp_path):
+    from netdef.runtime.runner import run_engine_file
+    from netdef.weights import Checkpoint
+
+    cache = tmp_path / "cache"
+    assert build(monkeypatch, capsys, cache, tmp_path / "a.engine", "--refit")[0] == 0
+    tensors = {k: np.array(v) for k, v in Checkpoint.load(LENET).items()}
+    tensors["fc2.bias"] = tensors["fc2.bias"] + 1
+    changed = tmp_path / "changed.safetensors"
+    write_safetensors(tensors, changed)
+    code, out, err = netdef(
+        monkeypatch,
+        capsys,
+        "build",
+        "lenet",
+        "-w",
+        changed,
+        "-o",
+        tmp_path / "b.engine",
+        "-q",
+        "--refit",
+        "--cache",
+        cache,
+    )
+    assert code == 0, err
+    assert "refit from a cached engine" in out
+    rebuilt = tmp_path / "c.engine"
+    assert netdef(monkeypatch, capsys, "build", "lenet", "-w", changed, "-o", rebuilt, "-q", "--refit")[0] == 0
+    x = np.random.default_rng(0).random((1, 1, 28, 28), dtype=np.float32)
+    refit_out = run_engine_file(tmp_path / "b.engine", {"input": x})["prob"]
+    built_out = run_engine_file(rebuilt, {"input": x})["prob"]
+    np.testing.assert_allclose(refit_out, built_out, rtol=1e-5, atol=1e-6)
