@@ -18,6 +18,7 @@ from netdef.backend import trt
 
 _LAYER_MODULES = (
     "activation",
+    "control",
     "convolution",
     "elementwise",
     "gather",

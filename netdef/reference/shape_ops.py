@@ -59,7 +59,7 @@ def shuffle(node, inputs):
     if dims is not None:
         y = y.reshape(resolve_reshape(dims, y.shape, bool(node.attr("zero_is_placeholder"))))
     y = np.transpose(y, permutation(node.attr("second_transpose"), y.ndim))
-    return np.ascontiguousarray(y)
+    return np.require(y, requirements="C")  # unlike ascontiguousarray, keeps a 0-d result 0-d
 
 
 @register("CONCATENATION", "IConcatenationLayer", ("axis",))
