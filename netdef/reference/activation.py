@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from netdef.reference import costs
 from netdef.reference.dtypes import compute
 from netdef.reference.mathfns import erf
 from netdef.reference.node import Unsupported
@@ -37,7 +38,14 @@ _FUNCTIONS = {
 }
 
 
-@register("ACTIVATION", "IActivationLayer", ("type", "alpha", "beta"))
+@register(
+    "ACTIVATION",
+    "IActivationLayer",
+    ("type", "alpha", "beta"),
+    family="activation",
+    flops=costs.per_output(1),
+    detail=lambda layer: costs.enum_text(layer.type),
+)
 def activation(node, inputs):
     """Elementwise activation f(x; alpha, beta), same shape as the input, computed in float32.
 
@@ -59,7 +67,7 @@ def activation(node, inputs):
         return function(x, alpha, beta).astype(x.dtype, copy=False)
 
 
-@register("PARAMETRIC_RELU", "IParametricReLULayer")
+@register("PARAMETRIC_RELU", "IParametricReLULayer", family="activation", flops=costs.per_output(1))
 def parametric_relu(node, inputs):
     """Leaky ReLU with a slope tensor: y = x >= 0 ? x : slope * x, slope broadcast to x (same rank)."""
     x, slope = compute(inputs[0]), compute(inputs[1])

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from netdef.backend import trt
+from netdef.reference import costs
 from netdef.reference.node import Node, Unsupported
 from netdef.reference.registry import register
 
@@ -33,7 +34,7 @@ def _inside_only(node, inputs):
     raise Unsupported(f"{node.type_name} runs only as part of its loop or conditional")
 
 
-@register("TRIP_LIMIT", "ITripLimitLayer", ("kind",))
+@register("TRIP_LIMIT", "ITripLimitLayer", ("kind",), family="control", flops=costs.free)
 def trip_limit(node, inputs):
     """How often the loop runs: COUNT takes a 0-d int32/int64 count; WHILE runs while its 0-d bool input is true.
 
@@ -44,7 +45,7 @@ def trip_limit(node, inputs):
     return _inside_only(node, inputs)
 
 
-@register("RECURRENCE", "IRecurrenceLayer")
+@register("RECURRENCE", "IRecurrenceLayer", family="control", flops=costs.free)
 def recurrence(node, inputs):
     """A loop-carried value: input 0 in the first iteration, then input 1 of the previous iteration.
 
@@ -53,7 +54,7 @@ def recurrence(node, inputs):
     return _inside_only(node, inputs)
 
 
-@register("ITERATOR", "IIteratorLayer", ("axis", "reverse"))
+@register("ITERATOR", "IIteratorLayer", ("axis", "reverse"), family="control", flops=costs.free)
 def iterator(node, inputs):
     """Slice i of the input along ``axis`` in iteration i (with ``reverse``, slice M - 1 - i, M the trip count).
 
@@ -62,7 +63,7 @@ def iterator(node, inputs):
     return _inside_only(node, inputs)
 
 
-@register("LOOP_OUTPUT", "ILoopOutputLayer", ("kind", "axis"))
+@register("LOOP_OUTPUT", "ILoopOutputLayer", ("kind", "axis"), family="control", flops=costs.free)
 def loop_output(node, inputs):
     """A loop's result: LAST_VALUE of a recurrence, or every iteration's value stacked (CONCATENATE, REVERSE).
 
@@ -74,19 +75,19 @@ def loop_output(node, inputs):
     return _inside_only(node, inputs)
 
 
-@register("CONDITION", "IConditionLayer")
+@register("CONDITION", "IConditionLayer", family="control", flops=costs.free)
 def condition(node, inputs):
     """The 0-d bool that picks the branch of an if/else conditional."""
     return _inside_only(node, inputs)
 
 
-@register("CONDITIONAL_INPUT", "IIfConditionalInputLayer")
+@register("CONDITIONAL_INPUT", "IIfConditionalInputLayer", family="control", flops=costs.free)
 def conditional_input(node, inputs):
     """An outside tensor brought into a conditional's branches, unchanged: y = x."""
     return _inside_only(node, inputs)
 
 
-@register("CONDITIONAL_OUTPUT", "IIfConditionalOutputLayer")
+@register("CONDITIONAL_OUTPUT", "IIfConditionalOutputLayer", family="control", flops=costs.free)
 def conditional_output(node, inputs):
     """A conditional's result: input 0 (the true branch's tensor) when the condition holds, else input 1.
 
@@ -329,3 +330,21 @@ def group_regions(nodes: list[Node]) -> list[Step]:
         taken |= members[key]
     steps.extend(node for node in nodes if node.index not in taken)
     return steps
+
+
+class AssertionFailed(Exception):
+    """An assertion layer saw a false element; the executor reports the layer and its message."""
+
+
+@register("ASSERTION", "IAssertionLayer", ("message",), family="control", flops=costs.free)
+def assertion(node, inputs):
+    """Fail the run with the layer's ``message`` when any element of the bool input is false; no output.
+
+    Assertion layers always run, as in TensorRT, even though no output depends on them.
+    """
+    condition = np.asarray(inputs[0])
+    if not condition.all():
+        failed = np.argwhere(~condition.astype(bool))
+        where = f" (false at {[tuple(int(i) for i in f) for f in failed[:5]]})" if condition.ndim else ""
+        raise AssertionFailed(f"assertion failed: {node.attr('message')}{where}")
+    return []

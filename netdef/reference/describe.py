@@ -76,15 +76,7 @@ def describe_layer(layer) -> dict:
     params: dict[str, Any] = {}
     if op is not None:
         layer.__class__ = op.layer_class
-        if callable(op.params):
-            raw = op.params(layer)
-        else:
-            raw = {}
-            for name in op.params:
-                try:
-                    raw[name] = getattr(layer, name)
-                except RuntimeError:
-                    continue
+        raw = op.settings(layer)
         params = {name: _plain(value) for name, value in raw.items()}
     return {
         "name": layer.name,

@@ -73,7 +73,12 @@ class ReferenceExecutor:
             if op is None:
                 unsupported.append(f"layer {index} '{layer.name}' of type {layer_type(layer).name}")
                 continue
-            nodes.append(Node(layer, op, index))
+            node = Node(layer, op, index)
+            refused = op.refusal(node.layer) if op.refusal else None
+            if refused:
+                unsupported.append(f"layer {index} '{layer.name}' of type {node.type_name}: {refused}")
+                continue
+            nodes.append(node)
         if unsupported:
             raise UnsupportedLayerError("the reference executor does not support: " + "; ".join(unsupported))
         self.nodes = _topological(group_regions(nodes), {spec.name for spec in self.inputs}, strict=True)
@@ -253,15 +258,17 @@ def _topological(nodes: list[Step], available: set[str], *, strict: bool = False
 
 def _needed_steps(steps: list[Step], wanted: list[str]) -> list[Step]:
     """The steps (in their order) that the tensors ``wanted`` depend on."""
-    needed = _needed_for(steps, wanted)
+    needed = _needed_for(steps, wanted, sinks=False)
     return [step for step in steps if step.index in needed]
 
 
-def _needed_for(nodes: list[Step], outputs: list[str]) -> set[int]:
-    """Indices of the layers the network outputs depend on."""
+def _needed_for(nodes: list[Step], outputs: list[str], *, sinks: bool = True) -> set[int]:
+    """Indices of the layers the network outputs (and, with ``sinks``, its assertions) depend on."""
     produced_by = {name: node for node in nodes for name in node.outputs}
     needed: set[int] = set()
     stack = [produced_by[name] for name in outputs if name in produced_by]
+    if sinks:
+        stack += [node for node in nodes if not node.outputs]  # assertions always run
     while stack:
         node = stack.pop()
         if node.index in needed:
