@@ -86,3 +86,17 @@ def describe_layer(layer) -> dict:
         "outputs": [_tensor(layer.get_output(i)) for i in range(layer.num_outputs)],
         "params": params,
     }
+
+
+def coverage_table() -> str:
+    """docs/reference.md's coverage table: every registered layer type, its family and what TensorRT computes."""
+    from netdef.reference.registry import lookup, registered_layer_types
+
+    lines = ["| layer type | family | what TensorRT computes |", "|---|---|---|"]
+    for kind in registered_layer_types():
+        entry = lookup(kind)
+        line = entry.semantics.replace("|", "\\|")
+        if entry.refusal is not None:
+            line += " (refused unless registered)"
+        lines.append(f"| `{kind.name}` | {entry.family} | {line} |")
+    return "\n".join(lines)
