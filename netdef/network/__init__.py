@@ -2,12 +2,13 @@
 
 from netdef.network.core import NetworkCore, Tensor
 from netdef.network.layers import LayersMixin, num_parameters
+from netdef.network.native import Loop, NativeOps
 from netdef.network.precision import PRECISIONS, Precision, dtype_name, numpy_dtype, precision, trt_dtype
 from netdef.network.quantization import QuantizationMixin
 from netdef.network.transformer import TransformerMixin
 
 
-class Network(LayersMixin, TransformerMixin, QuantizationMixin):
+class Network(LayersMixin, TransformerMixin, QuantizationMixin, NativeOps):
     """A TensorRT network definition built layer by layer from a checkpoint.
 
     >>> net = Network(checkpoint, precision="fp16")
@@ -23,6 +24,7 @@ class Network(LayersMixin, TransformerMixin, QuantizationMixin):
 
 __all__ = [
     "PRECISIONS",
+    "Loop",
     "Network",
     "NetworkCore",
     "Precision",
