@@ -14,13 +14,22 @@ _SQRT_HALF = np.float32(np.sqrt(0.5))
 _SQRT_2_OVER_PI = np.float32(np.sqrt(2.0 / np.pi))
 
 
+def _sigmoid(x, a, b):
+    """1 / (1 + exp(-x)) in one buffer (SiLU-heavy detection networks call it on every feature map)."""
+    y = np.negative(x)
+    with np.errstate(over="ignore"):  # exp overflow gives inf, and 1 / inf = 0 as it should
+        np.exp(y, out=y)
+    y += np.float32(1)
+    return np.reciprocal(y, out=y)
+
+
 def _softplus(x, a, b):
     return a * np.logaddexp(np.float32(0), b * x)
 
 
 _FUNCTIONS = {
     "RELU": lambda x, a, b: np.maximum(x, np.float32(0)),
-    "SIGMOID": lambda x, a, b: 1 / (1 + np.exp(-x)),
+    "SIGMOID": _sigmoid,
     "TANH": lambda x, a, b: np.tanh(x),
     "LEAKY_RELU": lambda x, a, b: np.where(x >= 0, x, a * x),
     "ELU": lambda x, a, b: np.where(x >= 0, x, a * (np.exp(x) - 1)),
