@@ -68,7 +68,8 @@ def loop_output(node, inputs):
     """A loop's result: LAST_VALUE of a recurrence, or every iteration's value stacked (CONCATENATE, REVERSE).
 
     LAST_VALUE reads a recurrence output and gives its final value, i.e. input 1 of the recurrence after
-    the last iteration (its initial value when the loop runs zero times). CONCATENATE stacks the input
+    the last iteration (its initial value when the loop runs zero times); of any other body tensor (which
+    TensorRT's builder refuses) it gives that tensor's value in the last iteration. CONCATENATE stacks the input
     of every iteration along a new axis ``axis`` whose length is the 0-d input 1; REVERSE stacks them
     last iteration first. Rows past the last iteration are zero.
     """
@@ -159,6 +160,8 @@ class LoopRegion(Region):
             count = min(outer[n.inputs[0]].shape[int(n.attr("axis"))] for n in self.iterators)
         state = {rec.outputs[0]: outer[rec.inputs[0]] for rec in self.recurrences}
         stacked: dict[str, list[np.ndarray]] = {n.outputs[0]: [] for n in self._scans()}
+        last_seen: dict[str, np.ndarray] = {}  # LAST_VALUE of a body tensor: its value in the last iteration
+        watched = [n.inputs[0] for n in self.loop_outputs if n.inputs[0] not in state]
         iteration = 0
         while count is None or iteration < count:
             tensors = dict(outer)
@@ -170,14 +173,18 @@ class LoopRegion(Region):
                 break
             for node in self._scans():
                 stacked[node.outputs[0]].append(tensors[node.inputs[0]])
+            last_seen.update((name, tensors[name]) for name in watched)
             state = {rec.outputs[0]: tensors[rec.inputs[1]] for rec in self.recurrences}
             iteration += 1
         results = {}
         for node in self.loop_outputs:
             if node.attr("kind") == trt.LoopOutput.LAST_VALUE:
-                if node.inputs[0] not in state:
-                    raise Unsupported(f"LAST_VALUE output '{node.name}' does not read a recurrence of its loop")
-                value = state[node.inputs[0]]
+                if node.inputs[0] in state:
+                    value = state[node.inputs[0]]
+                elif node.inputs[0] in last_seen:
+                    value = last_seen[node.inputs[0]]
+                else:
+                    raise Unsupported(f"LAST_VALUE output '{node.name}' of a body tensor, but the loop ran 0 times")
             else:
                 value = self._stack(node, outer, stacked[node.outputs[0]])
             results[node.outputs[0]] = finish(node, 0, value)

@@ -241,3 +241,15 @@ def test_if_else_runs_only_the_chosen_branch():
     assert run(net.network, net.feeds).outputs[out.name].shape == (2, 3)
     with pytest.raises(LayerExecutionError, match="SHUFFLE"):
         run(net.network, {**net.feeds, "flag": np.array(False)})
+
+
+def test_last_value_of_a_body_tensor_is_its_value_in_the_last_iteration():
+    """TensorRT's builder wants LAST_VALUE on a recurrence; on another body tensor the executor gives its last value."""
+    net = Net()
+    x = net.input("x", np.arange(4, dtype=np.float32))
+    loop = net.network.add_loop()
+    loop.add_trip_limit(_scalar(net, 4), trt.TripLimit.COUNT)
+    item = loop.add_iterator(x, 0, False)
+    doubled = net.network.add_elementwise(item.get_output(0), _scalar(net, 2.0, np.float32), PROD)
+    out = net.output(loop.add_loop_output(doubled.get_output(0), trt.LoopOutput.LAST_VALUE, 0))
+    assert run(net.network, net.feeds).outputs[out.name] == 6.0
