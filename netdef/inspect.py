@@ -110,10 +110,11 @@ def _read_layer(index: int, layer: Any) -> LayerInfo:
     """One layer's facts from its layer-type registry entry (settings, weights, FLOPs)."""
     kind = layer_type(layer)
     entry = lookup(kind)
-    detail, params, flops = "", 0, None
+    detail, params, flops = "", 0, None  # a type the registry does not know: no settings, weights, FLOPs
     if entry is not None:
         layer.__class__ = entry.layer_class
-        detail, params, flops = entry.detail(layer), entry.weights(layer), entry.flops(layer)
+        detail, flops = entry.detail(layer), entry.flops(layer)
+        params = entry.weights(layer) or 0
     inputs = tuple(t.name for t in (layer.get_input(i) for i in range(layer.num_inputs)) if t is not None)
     outputs = tuple(_tensor_info(layer.get_output(i)) for i in range(layer.num_outputs))
     return LayerInfo(index, layer.name, kind.name, detail, inputs, outputs, params, flops)

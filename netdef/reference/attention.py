@@ -42,7 +42,7 @@ def _attention_flops(layer) -> int | None:
     q, k = costs.input_shape(layer, _QUERY), costs.input_shape(layer, _KEY)
     if q is None or k is None:
         return None
-    scores = costs.numel(q[:-1]) * max(k[-2], 1)
+    scores = costs.count(q[:-1]) * max(k[-2], 1)
     return scores * (4 * max(q[-1], 1) + 3)
 
 
@@ -51,7 +51,7 @@ def _moe_flops(layer) -> int | None:
     hidden, experts, gate = (costs.input_shape(layer, i) for i in (0, 1, 3))
     if hidden is None or experts is None or gate is None:
         return None
-    tokens = costs.numel(hidden[:-1])
+    tokens = costs.count(hidden[:-1])
     size, inner = max(hidden[-1], 1), max(gate[-1], 1)
     return tokens * max(experts[-1], 1) * (6 * size * inner + 3 * inner + 2 * size)
 

@@ -123,11 +123,9 @@ class ComparisonReport:
         from rich.table import Table
 
         table = Table(title=self.title, box=None, pad_edge=False, title_justify="left")
-        for header, justify in [
-            ("#", "right"), ("layer", "left"), ("vs", "left"), ("type", "left"), ("shape", "left"),
-            ("max |ref|", "right"), ("max abs err", "right"), ("rel err", "right"), ("", "left"),
-        ]:  # fmt: skip
-            table.add_column(header, justify=justify)
+        right = {"#", "max |ref|", "max abs err", "rel err"}
+        for header in ("#", "layer", "vs", "type", "shape", "max |ref|", "max abs err", "rel err", ""):
+            table.add_column(header, justify="right" if header in right else "left")
         first = self.first_failure
         for row in self.rows:
             if row.ok and failures_only:

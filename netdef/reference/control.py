@@ -157,11 +157,11 @@ class LoopRegion(Region):
         if count is None and not whiles:
             if not self.iterators:
                 raise Unsupported("loop has no COUNT or WHILE trip limit and no iterator to bound it")
-            count = min(outer[n.inputs[0]].shape[int(n.attr("axis"))] for n in self.iterators)
-        state = {rec.outputs[0]: outer[rec.inputs[0]] for rec in self.recurrences}
+            count = min(outer[n.input_name(0)].shape[int(n.attr("axis"))] for n in self.iterators)
+        state = {rec.outputs[0]: outer[rec.input_name(0)] for rec in self.recurrences}
         stacked: dict[str, list[np.ndarray]] = {n.outputs[0]: [] for n in self._scans()}
         last_seen: dict[str, np.ndarray] = {}  # LAST_VALUE of a body tensor: its value in the last iteration
-        watched = [n.inputs[0] for n in self.loop_outputs if n.inputs[0] not in state]
+        watched = [n.input_name(0) for n in self.loop_outputs if n.input_name(0) not in state]
         iteration = 0
         while count is None or iteration < count:
             tensors = dict(outer)
@@ -169,20 +169,20 @@ class LoopRegion(Region):
             for node in self.iterators:
                 tensors[node.outputs[0]] = self._slice(node, outer, iteration, count)
             run_body(self.body, tensors)
-            if any(not bool(np.asarray(tensors[n.inputs[0]])) for n in whiles):
+            if any(not bool(np.asarray(tensors[n.input_name(0)])) for n in whiles):
                 break
             for node in self._scans():
-                stacked[node.outputs[0]].append(tensors[node.inputs[0]])
+                stacked[node.outputs[0]].append(tensors[node.input_name(0)])
             last_seen.update((name, tensors[name]) for name in watched)
-            state = {rec.outputs[0]: tensors[rec.inputs[1]] for rec in self.recurrences}
+            state = {rec.outputs[0]: tensors[rec.input_name(1)] for rec in self.recurrences}
             iteration += 1
         results = {}
         for node in self.loop_outputs:
             if node.attr("kind") == trt.LoopOutput.LAST_VALUE:
-                if node.inputs[0] in state:
-                    value = state[node.inputs[0]]
-                elif node.inputs[0] in last_seen:
-                    value = last_seen[node.inputs[0]]
+                if node.input_name(0) in state:
+                    value = state[node.input_name(0)]
+                elif node.input_name(0) in last_seen:
+                    value = last_seen[node.input_name(0)]
                 else:
                     raise Unsupported(f"LAST_VALUE output '{node.name}' of a body tensor, but the loop ran 0 times")
             else:
@@ -194,12 +194,12 @@ class LoopRegion(Region):
         return [n for n in self.loop_outputs if n.attr("kind") != trt.LoopOutput.LAST_VALUE]
 
     def _count(self, outer) -> int | None:
-        counts = [int(np.asarray(outer[n.inputs[0]])) for n in self.limits if n.attr("kind") == trt.TripLimit.COUNT]
+        counts = [int(np.asarray(outer[n.input_name(0)])) for n in self.limits if n.attr("kind") == trt.TripLimit.COUNT]
         return min(counts) if counts else None
 
     @staticmethod
     def _slice(node: Node, outer, iteration: int, count: int | None) -> np.ndarray:
-        x = outer[node.inputs[0]]
+        x = outer[node.input_name(0)]
         axis = int(node.attr("axis"))
         index = iteration
         if node.attr("reverse"):
@@ -212,7 +212,7 @@ class LoopRegion(Region):
 
     @staticmethod
     def _stack(node: Node, outer, values: list[np.ndarray]) -> np.ndarray:
-        length = int(np.asarray(outer[node.inputs[1]]))
+        length = int(np.asarray(outer[node.input_name(1)]))
         axis = int(node.attr("axis"))
         if len(values) > length:
             raise Unsupported(f"loop ran {len(values)} iterations but output '{node.name}' has length {length}")
@@ -248,11 +248,11 @@ class ConditionalRegion(Region):
 
     def run(self, outer: Mapping[str, np.ndarray], run_body: Runner, finish, needed_for) -> dict[str, np.ndarray]:
         """Run only the layers the chosen branch's outputs need; return the outputs by tensor name."""
-        chosen = bool(np.asarray(outer[self.conditions[0].inputs[0]]))
+        chosen = bool(np.asarray(outer[self.conditions[0].input_name(0)]))
         tensors = dict(outer)
         for node in self.cond_inputs:
-            tensors[node.outputs[0]] = outer[node.inputs[0]]
-        wanted = [node.inputs[0 if chosen else 1] for node in self.cond_outputs]
+            tensors[node.outputs[0]] = outer[node.input_name(0)]
+        wanted = [node.input_name(0 if chosen else 1) for node in self.cond_outputs]
         run_body(needed_for(self.body, wanted), tensors)
         return {
             node.outputs[0]: finish(node, 0, tensors[want])

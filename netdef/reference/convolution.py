@@ -72,10 +72,18 @@ def _deconvolution_flops(layer) -> int | None:
     return 2 * inp * (layer.num_output_maps // layer.num_groups) * math.prod(int(d) for d in layer.kernel_size_nd)
 
 
-_FACTS = {"family": "convolution", "detail": _detail, "weights": costs.weight_count("kernel", "bias")}
+_WEIGHTS = costs.weight_count("kernel", "bias")
 
 
-@register("CONVOLUTION", "IConvolutionLayer", _PARAMS, flops=_convolution_flops, **_FACTS)
+@register(
+    "CONVOLUTION",
+    "IConvolutionLayer",
+    _PARAMS,
+    family="convolution",
+    flops=_convolution_flops,
+    detail=_detail,
+    weights=_WEIGHTS,
+)
 def convolution(node, inputs):
     """Grouped dilated N-D cross-correlation plus bias: y[n,k,o] = b[k] + sum_{c,f} W[k,c,f] x[n,gC'+c,oS+fD].
 
@@ -143,7 +151,15 @@ def _depthwise(x, w, stride, dilation, out_shape, groups):
     return acc.reshape((n, maps) + tuple(out_shape))
 
 
-@register("DECONVOLUTION", "IDeconvolutionLayer", _PARAMS, flops=_deconvolution_flops, **_FACTS)
+@register(
+    "DECONVOLUTION",
+    "IDeconvolutionLayer",
+    _PARAMS,
+    family="convolution",
+    flops=_deconvolution_flops,
+    detail=_detail,
+    weights=_WEIGHTS,
+)
 def deconvolution(node, inputs):
     """Grouped dilated N-D transposed convolution plus bias: x[n,c,i] adds x * W[c,k,f] to y[n,k,iS+fD-B].
 

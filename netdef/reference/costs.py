@@ -27,8 +27,13 @@ def shape(tensor: Any) -> Shape | None:
 
 
 def numel(dims: Shape | None) -> int | None:
-    """Element count, a dynamic ``-1`` length counting as 1."""
+    """Element count, a dynamic ``-1`` length counting as 1; None for an unknown shape."""
     return None if dims is None else math.prod(max(d, 1) for d in dims)
+
+
+def count(dims: Shape) -> int:
+    """Element count of a known shape, a dynamic ``-1`` length counting as 1."""
+    return math.prod(max(d, 1) for d in dims)
 
 
 def input_shape(layer: Any, index: int = 0) -> Shape | None:

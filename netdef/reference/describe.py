@@ -95,6 +95,7 @@ def coverage_table() -> str:
     lines = ["| layer type | family | what TensorRT computes |", "|---|---|---|"]
     for kind in registered_layer_types():
         entry = lookup(kind)
+        assert entry is not None  # registered
         line = entry.semantics.replace("|", "\\|")
         if entry.refusal is not None:
             line += " (refused unless registered)"

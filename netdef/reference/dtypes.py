@@ -15,9 +15,9 @@ from netdef.errors import UnsupportedLayerError
 try:  # ml_dtypes ships with JAX/TensorFlow/ONNX tooling; bf16/fp8/int4 tensors need it
     import ml_dtypes
 except ImportError:  # pragma: no cover - exercised only where ml_dtypes is absent
-    ml_dtypes = None
+    ml_dtypes = None  # type: ignore[assignment]
 
-_NUMPY = {
+_NUMPY: dict[object, np.dtype] = {
     trt.DataType.FLOAT: np.dtype(np.float32),
     trt.DataType.HALF: np.dtype(np.float16),
     trt.DataType.INT8: np.dtype(np.int8),
