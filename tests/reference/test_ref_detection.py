@@ -92,3 +92,19 @@ def test_nms_output_shape_is_data_dependent_and_rtx_cannot_build_it_on_the_cpu()
     assert out[layer.get_output(0).name].shape == (0, 3) and int(out[layer.get_output(1).name]) == 0
     builder = create_builder()
     assert builder.build_serialized_network(net.network, builder.create_builder_config()) is None
+
+
+def test_per_class_boxes_match_shared_boxes_class_by_class():
+    """Boxes [B, N, C, 4]: class c uses its own boxes, as if NMS ran on boxes[:, :, c] alone."""
+    rng = np.random.default_rng(5)
+    boxes = np.stack([_boxes(rng, 1, 8, False) for _ in range(2)], axis=2)  # [1, 8, 2, 4]
+    scores = rng.random((1, 8, 2)).astype(np.float32)
+    net, layer = _nms_network(boxes, scores, 5, 0.3, 0.1, trt.BoundingBoxFormat.CORNER_PAIRS)
+    rows = run(net.network, net.feeds).outputs[layer.get_output(0).name].tolist()
+    for c in range(2):
+        single, single_layer = _nms_network(
+            np.ascontiguousarray(boxes[:, :, c]), np.ascontiguousarray(scores[:, :, c : c + 1]), 5, 0.3, 0.1,
+            trt.BoundingBoxFormat.CORNER_PAIRS,
+        )  # fmt: skip
+        alone = run(single.network, single.feeds).outputs[single_layer.get_output(0).name]
+        assert [row[2] for row in rows if row[1] == c] == alone[:, 2].tolist()
