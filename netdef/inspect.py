@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from netdef.backend import trt
+from netdef.dtypes import DTypeError, dtype_name
 from netdef.errors import NetdefError
 from netdef.reference.readback import layer_type
 from netdef.reference.registry import lookup
@@ -94,11 +95,9 @@ def _shape(tensor: Any) -> Shape | None:
 
 
 def _dtype(tensor: Any) -> str:
-    from netdef.network.precision import dtype_name
-
     try:
         return dtype_name(tensor.dtype)
-    except Exception:  # noqa: BLE001 - a dtype netdef has no name for
+    except DTypeError:  # a dtype netdef has no row for
         return str(tensor.dtype).split(".")[-1].lower()
 
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from netdef.backend import trt
 from netdef.errors import NetworkDefinitionError
+from netdef.network.layers import LayersMixin
 
 Tensor = Any  # trt.ITensor
 
@@ -37,11 +38,11 @@ class Loop:
     >>> h_last, every_h = loop.last(h), loop.stack(h_next, dim=1)
     """
 
-    def __init__(self, net: Any, name: str, count: int | Tensor | None):
+    def __init__(self, net: NativeOps, name: str, count: int | Tensor | None):
         self.net = net
         self.name = name
         self.trt_loop = net.trt_network.add_loop()
-        self.trt_loop.name = net.qualified(name)
+        self.trt_loop.name = net.names.qualified(name)
         self._carried: dict[str, Any] = {}
         self._count = None if count is None else self._scalar(count)
         if self._count is not None:
@@ -50,7 +51,7 @@ class Loop:
 
     def _scalar(self, value: int | Tensor) -> Tensor:
         if isinstance(value, (int, np.integer)):
-            return self.net._typed_constant(f"{self.name}.trips", np.array(int(value), np.int32))
+            return self.net._fixed(f"{self.name}.trips", np.array(int(value), np.int32))
         return value
 
     def iterate(self, x: Tensor, dim: int = 0, *, reverse: bool = False, name: str | None = None) -> Tensor:
@@ -93,14 +94,14 @@ class Loop:
         return self.net._named(layer, f"{self.name}.stack", name).get_output(0)
 
 
-class NativeOps:
+class NativeOps(LayersMixin):
     """Loops, native attention, grid sampling, NMS and one-hot, as :class:`~netdef.network.Network` methods."""
 
     # ------------------------------------------------------------------ loops
 
     def loop(self, count: int | Tensor | None = None, *, name: str | None = None) -> Loop:
         """A new loop running ``count`` times (an int or a 0-d int32 tensor); see :class:`Loop`."""
-        return Loop(self, self._default_name("loop", name), count)
+        return Loop(self, self.names.local("loop", name), count)
 
     def gru(self, x: Tensor, name: str, hidden_size: int, h0: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """One-layer batch-first ``torch.nn.GRU`` over x [N, T, I]: returns (every h [N, T, H], the last h [N, H]).
@@ -112,12 +113,12 @@ class NativeOps:
         """
         n, steps, features = self.shape_of(x)
         if steps == -1:
-            raise NetworkDefinitionError(f"gru {self.qualified(name)!r}: the sequence length must be static")
+            raise NetworkDefinitionError(f"gru {self.names.qualified(name)!r}: the sequence length must be static")
         size = hidden_size
-        w_ih = self.param(f"{name}.weight_ih_l0", (3 * size, features))
-        w_hh = self.param(f"{name}.weight_hh_l0", (3 * size, size))
-        b_ih = self.param(f"{name}.bias_ih_l0", (3 * size,))
-        b_hh = self.param(f"{name}.bias_hh_l0", (3 * size,))
+        w_ih = self._param(f"{name}.weight_ih_l0", (3 * size, features))
+        w_hh = self._param(f"{name}.weight_hh_l0", (3 * size, size))
+        b_ih = self._param(f"{name}.bias_ih_l0", (3 * size,))
+        b_hh = self._param(f"{name}.bias_hh_l0", (3 * size,))
         with self.scope(name):
             projected = self._linear_constant(x, "weight_ih_l0", w_ih[None], b_ih, "input_projection")
             if h0 is None:
@@ -140,21 +141,19 @@ class NativeOps:
 
     def _linear_constant(self, x: Tensor, weight_name: str, weight: np.ndarray, bias: np.ndarray, name: str) -> Tensor:
         """x @ weight.T + bias, the weight kept in the checkpoint's layout (named after its key, so refit finds it)."""
-        w = self.constant(weight_name, weight)
+        w = self._constant(weight_name, weight)
         layer = self.trt_network.add_matrix_multiply(x, trt.MatrixOperation.NONE, w, trt.MatrixOperation.TRANSPOSE)
         y = self._named(layer, name).get_output(0)
         rank = len(self.shape_of(y))
-        b = self.constant(weight_name.replace("weight", "bias"), bias.reshape((1,) * (rank - 1) + (-1,)))
+        b = self._constant(weight_name.replace("weight", "bias"), bias.reshape((1,) * (rank - 1) + (-1,)))
         return self.add(y, b, name=f"{name}.bias_add")
 
-    def _typed_constant(self, name: str, array: np.ndarray) -> Tensor:
-        """A constant that keeps ``array``'s own dtype (counts, thresholds, indices), named ``name``."""
-        full = self.qualified(name)
-        stored = self.weight_array(full, array, dtype=array.dtype)
-        weights = self.trt_weights(stored)
-        layer = self._named(self.trt_network.add_constant(stored.shape, weights), name, name)
-        self.name_weights(weights, full)
-        return layer.get_output(0)
+    def _fixed(self, name: str, array: np.ndarray) -> Tensor:
+        """A constant of the architecture (counts, thresholds, grids) that keeps ``array``'s own dtype."""
+        full = self.names.qualified(name)
+        entry = self.weight_table.add(full, array, role="fixed", dtype=array.dtype)
+        layer = self.trt_network.add_constant(entry.array.shape, entry.trt)
+        return self._named(layer, "constant", name).get_output(0)
 
     def _columns(self, x: Tensor, start: int, size: int, name: str) -> Tensor:
         rows = self.shape_of(x)[0]
@@ -164,8 +163,8 @@ class NativeOps:
     def _zeros_like_batch(self, x: Tensor, size: int, name: str) -> Tensor:
         n = self.shape_of(x)[0]
         if n == -1:
-            raise NetworkDefinitionError(f"{self.qualified(name)!r}: give h0 for a dynamic batch")
-        return self.constant(name, np.zeros((n, size), np.float32))
+            raise NetworkDefinitionError(f"{self.names.qualified(name)!r}: give h0 for a dynamic batch")
+        return self._constant(name, np.zeros((n, size), np.float32), role="fixed")
 
     # ------------------------------------------------------------------ attention
 
@@ -188,7 +187,7 @@ class NativeOps:
         is PyTorch's top-left aligned causal mask. The attention is marked decomposable, so TensorRT
         may split it where no fused kernel fits.
         """
-        full = self._default_name("attention", name)
+        full = self.names.local("attention", name)
         depth = self.shape_of(query)[-1]
         factor = 1 / math.sqrt(depth) if scale is None else scale
         if factor != 1:
@@ -196,11 +195,11 @@ class NativeOps:
         causal = trt.CausalMaskKind.UPPER_LEFT if is_causal else trt.CausalMaskKind.NONE
         attention = self.trt_network.add_attention_v2(query, key, value, trt.AttentionNormalizationOp.SOFTMAX, causal)
         if attention is None:
-            raise NetworkDefinitionError(f"TensorRT refused attention {self.qualified(full)!r} (see its log)")
+            raise NetworkDefinitionError(f"TensorRT refused attention {self.names.qualified(full)!r} (see its log)")
         if attn_mask is not None:
             attention.mask = attn_mask
         attention.decomposable = True
-        attention.name = self.qualified(full)
+        attention.name = self.names.qualified(full)
         network = self.trt_network  # name the ATTENTION_INPUT and ATTENTION_OUTPUT layers it just added
         self._named(network.get_layer(network.num_layers - 2), f"{full}.input")
         self._named(network.get_layer(network.num_layers - 1), full, full)
@@ -233,11 +232,11 @@ class NativeOps:
         grid[n, i, j] = theta[n] @ (x_j, y_i, 1), with x_j and y_i the normalized pixel centres (pixel
         corners' centres with ``align_corners``): a constant base grid times theta transposed.
         """
-        full = self._default_name("affine_grid", name)
+        full = self.names.local("affine_grid", name)
         _, _, height, width = size
         xs, ys = (_normalized_positions(n, align_corners) for n in (width, height))
         base = np.stack([np.tile(xs, height), np.repeat(ys, width), np.ones(height * width)], axis=-1)
-        points = self.constant(f"{full}.base", base.astype(np.float32)[None])  # [1, H*W, 3]
+        points = self._constant(f"{full}.base", base.astype(np.float32)[None], role="fixed")  # [1, H*W, 3]
         layer = self.trt_network.add_matrix_multiply(
             points, trt.MatrixOperation.NONE, theta, trt.MatrixOperation.TRANSPOSE
         )
@@ -263,20 +262,20 @@ class NativeOps:
         exceeds ``score_threshold`` and its IoU with every kept box of its class is at most ``iou_threshold``.
         K depends on the data. TensorRT-RTX cannot build this layer on the CPU.
         """
-        full = self._default_name("nms", name)
-        limit = self._typed_constant(f"{full}.max_boxes", np.array(max_output_boxes_per_class, np.int32))
+        full = self.names.local("nms", name)
+        limit = self._fixed(f"{full}.max_boxes", np.array(max_output_boxes_per_class, np.int32))
         layer = self.trt_network.add_nms(boxes, scores, limit)
-        layer.set_input(3, self._typed_constant(f"{full}.iou_threshold", np.array(iou_threshold, np.float32)))
-        layer.set_input(4, self._typed_constant(f"{full}.score_threshold", np.array(score_threshold, np.float32)))
+        layer.set_input(3, self._fixed(f"{full}.iou_threshold", np.array(iou_threshold, np.float32)))
+        layer.set_input(4, self._fixed(f"{full}.score_threshold", np.array(score_threshold, np.float32)))
         layer.bounding_box_format = _choice(_BOX_FORMATS, box_format, "box_format")
         self._named(layer, "nms", full)
         return layer.get_output(0), layer.get_output(1)
 
     def one_hot(self, indices: Tensor, num_classes: int, *, name: str | None = None) -> Tensor:
         """``torch.nn.functional.one_hot`` as float: a new last axis of length ``num_classes``, 1 at the index."""
-        full = self._default_name("one_hot", name)
-        values = self.constant(f"{full}.values", np.array([0.0, 1.0], np.float32))
-        depth = self._typed_constant(f"{full}.depth", np.array(num_classes, np.int32))
+        full = self.names.local("one_hot", name)
+        values = self._constant(f"{full}.values", np.array([0.0, 1.0], np.float32), role="fixed")
+        depth = self._fixed(f"{full}.depth", np.array(num_classes, np.int32))
         layer = self.trt_network.add_one_hot(indices, values, depth, -1)
         return self._named(layer, "one_hot", full).get_output(0)
 

@@ -57,7 +57,7 @@ def _tap(x, batch, index, mode, align_corners):
         elif mode == _SAMPLE.REFLECT:
             i = np.clip(_reflect(i.astype(FLOAT32), size, align_corners), 0, size - 1).astype(np.int64)
         fixed.append(np.clip(i, 0, size - 1))
-    values = np.moveaxis(x, 1, -1)[(batch, *fixed)]
+    values = np.moveaxis(x, 1, -1)[tuple([batch, *fixed])]
     return np.where(inside[..., None], values, 0).astype(FLOAT32)
 
 
