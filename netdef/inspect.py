@@ -16,16 +16,15 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from netdef.backend import trt
 from netdef.dtypes import DTypeError, dtype_name
 from netdef.errors import NetdefError
 from netdef.reference.readback import layer_type
-from netdef.reference.registry import lookup
+from netdef.reference.registry import lookup, registered_layer_types
 
 Shape = tuple[int, ...]
 
@@ -163,10 +162,29 @@ def type_text(kind: str) -> str:
 # --------------------------------------------------------------------------- graph pictures
 
 
+class _TypeColours(Mapping[str, str]):
+    """Layer type name -> fill colour in graph pictures: its family's colour in the layer-type registry."""
+
+    def _table(self) -> dict[str, str]:
+        return {kind.name: entry.colour for kind in registered_layer_types() if (entry := lookup(kind))}
+
+    def __getitem__(self, kind: str) -> str:
+        return self._table()[kind]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._table())
+
+    def __len__(self) -> int:
+        return len(self._table())
+
+
+TYPE_COLOURS: Mapping[str, str] = _TypeColours()
+"""Fill colour of each layer type in graph pictures (types the registry does not know are white)."""
+
+
 def type_colour(kind: str) -> str:
     """Fill colour of a layer type in graph pictures: its family's colour in the layer-type registry."""
-    entry = lookup(getattr(trt.LayerType, kind, None))
-    return entry.colour if entry is not None else "white"
+    return TYPE_COLOURS.get(kind, "white")
 
 
 def _quote(text: str) -> str:
