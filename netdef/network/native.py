@@ -156,15 +156,26 @@ class NativeOps(LayersMixin):
         return self._named(layer, "constant", name).get_output(0)
 
     def _columns(self, x: Tensor, start: int, size: int, name: str) -> Tensor:
-        rows = self.shape_of(x)[0]
-        layer = self.trt_network.add_slice(x, (0, start), (rows, size), (1, 1))
-        return self._named(layer, "slice", name).get_output(0)
+        """Columns start .. start + size - 1 of a [N, C] tensor (a gather, so the batch may be dynamic)."""
+        indices = self._fixed(f"{name}.columns", np.arange(start, start + size, dtype=np.int32))
+        return self._named(self.trt_network.add_gather(x, indices, 1), "gather", name).get_output(0)
 
     def _zeros_like_batch(self, x: Tensor, size: int, name: str) -> Tensor:
+        """Zeros [N, size] for x's batch N: a constant for a static batch, else a FILL of the run's batch."""
         n = self.shape_of(x)[0]
-        if n == -1:
-            raise NetworkDefinitionError(f"{self.names.qualified(name)!r}: give h0 for a dynamic batch")
-        return self._constant(name, np.zeros((n, size), np.float32), role="fixed")
+        if n != -1:
+            return self._constant(name, np.zeros((n, size), np.float32), role="fixed")
+        batch = self.trt_network.add_slice(self._named(self.trt_network.add_shape(x), "shape", f"{name}.shape")
+                                           .get_output(0), (0,), (1,), (1,))  # fmt: skip
+        dims = self.trt_network.add_concatenation(
+            [self._named(batch, "slice", f"{name}.batch").get_output(0), self._fixed(f"{name}.size", np.array([size]))]
+        )
+        fill = self.trt_network.add_fill((0, 0), trt.FillOperation.LINSPACE, trt.float32)
+        fill.set_input(0, self._named(dims, "concat", f"{name}.dims").get_output(0))
+        fill.set_input(1, self._fixed(f"{name}.zero", np.array(0.0, np.float32)))
+        fill.set_input(2, self._fixed(f"{name}.steps", np.zeros(2, np.float32)))
+        zeros = self._named(fill, "fill", name).get_output(0)
+        return self.cast(zeros, self.precision.trt, name=f"{name}.cast")
 
     # ------------------------------------------------------------------ attention
 

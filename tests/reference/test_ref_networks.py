@@ -152,3 +152,45 @@ def test_nms_head_matches_numpy_nms_and_is_not_built_on_the_cpu():
     assert 0 < len(expected) < np.count_nonzero(probabilities > 0.25)  # some boxes kept, some suppressed
     with pytest.raises(BuildError):
         build(net)
+
+
+SEQUENCE_NET = '''
+"""A sequence model in the user's own file: a GRU (a TensorRT loop), then causal native attention."""
+from netdef import register
+
+
+@register("sequence_user", input_shape=(6, 4), output="y")
+def sequence(net, x):
+    output, _ = net.gru(x, "gru", 8)
+    heads = net.permute(net.reshape(output, (0, 0, 2, 4)), (0, 2, 1, 3))
+    y = net.native_attention(heads, heads, heads, is_causal=True, name="attention")
+    return net.reshape(net.permute(y, (0, 2, 1, 3)), (0, 0, 8))
+'''
+
+
+def test_user_sequence_network_is_explained_inspected_and_run_by_the_cli(monkeypatch, capsys, tmp_path):
+    from cli_runner import netdef as cli
+
+    from netdef.weights.safetensors_io import write_safetensors
+
+    torch.manual_seed(5)
+    gru = nn.GRU(4, 8, batch_first=True)
+    (tmp_path / "sequence.py").write_text(SEQUENCE_NET)
+    write_safetensors(_checkpoint(gru, "gru."), tmp_path / "seq.safetensors")
+    x = torch.randn(1, 6, 4)
+    np.save(tmp_path / "x.npy", x.numpy())
+    target = f"{tmp_path}/sequence.py:sequence"
+    code, out, err = cli(monkeypatch, capsys, "explain", target, "-w", tmp_path / "seq.safetensors", "--batch", "1")
+    assert code == 0, err
+    for kind in ("TRIP_LIMIT", "ITERATOR", "RECURRENCE", "LOOP_OUTPUT", "ATTENTION_INPUT", "ATTENTION_OUTPUT"):
+        assert kind in out, kind
+    assert "A loop-carried value" in out and "The fused attention" in out
+    code, out, err = cli(monkeypatch, capsys, "inspect", target, "-w", tmp_path / "seq.safetensors", "--batch", "1")
+    assert code == 0 and "Recurrence" in out and "AttentionInput" in out, err
+    code, out, err = cli(monkeypatch, capsys, "run", target, "-w", tmp_path / "seq.safetensors", "-i",
+                         tmp_path / "x.npy", "-o", tmp_path / "y.npy")  # fmt: skip
+    assert code == 0, err
+    with torch.no_grad():
+        h = gru(x)[0].reshape(1, 6, 2, 4).transpose(1, 2)
+        expected = F.scaled_dot_product_attention(h, h, h, is_causal=True).transpose(1, 2).reshape(1, 6, 8)
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), expected.numpy(), rtol=1e-5, atol=1e-5)
