@@ -56,23 +56,20 @@ def data_dependent(layer: Any) -> None:
 
 def per_output(operations: int = 1) -> Callable[[Any], int | None]:
     """``operations`` per element of output 0."""
-
-    def count(layer: Any) -> int | None:
-        n = numel(output_shape(layer))
-        return None if n is None else operations * n
-
-    count.__doc__ = f"{operations} per output element"
-    return count
+    return _per_element(output_shape, operations, "output")
 
 
 def per_input(operations: int = 1) -> Callable[[Any], int | None]:
     """``operations`` per element of input 0."""
+    return _per_element(input_shape, operations, "input")
 
+
+def _per_element(shape_of: Callable[[Any], Shape | None], operations: int, what: str) -> Callable[[Any], int | None]:
     def count(layer: Any) -> int | None:
-        n = numel(input_shape(layer))
+        n = numel(shape_of(layer))
         return None if n is None else operations * n
 
-    count.__doc__ = f"{operations} per input element"
+    count.__doc__ = f"{operations} per {what} element"
     return count
 
 
