@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING
 from netdef.dtypes import dtype_name, numpy_dtype, trt_dtype
 from netdef.network.core import NetworkCore, Tensor
 from netdef.network.layers import LayersMixin, num_parameters
-from netdef.network.native import Loop, NativeOps
+from netdef.network.native import Conditional, Loop, NativeOps
 from netdef.network.precision import PRECISIONS, Precision, precision
 from netdef.network.qdq import QuantizationMixin
 from netdef.network.table import WeightEntry, WeightTable
@@ -35,6 +35,7 @@ class Network(TransformerMixin, NativeOps, LayersMixin, QuantizationMixin):
 
 __all__ = [
     "PRECISIONS",
+    "Conditional",
     "Loop",
     "Network",
     "NetworkCore",

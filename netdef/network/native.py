@@ -94,6 +94,32 @@ class Loop:
         return self.net._named(layer, f"{self.name}.stack", name).get_output(0)
 
 
+class Conditional:
+    """A TensorRT if/else under construction: bring tensors in, pick each output from one branch.
+
+    >>> branch = net.conditional(flag, name="branch")   # doctest: +SKIP
+    >>> x_in = branch.input(x)
+    >>> y = branch.output(net.relu(x_in), net.neg(x_in))  # only the chosen branch runs
+    """
+
+    def __init__(self, net: NativeOps, name: str, condition: Tensor):
+        self.net = net
+        self.name = name
+        self.trt_conditional = net.trt_network.add_if_conditional()
+        self.trt_conditional.name = net.names.qualified(name)
+        net._named(self.trt_conditional.set_condition(condition), "condition", f"{name}.condition")
+
+    def input(self, x: Tensor, *, name: str | None = None) -> Tensor:
+        """``x`` as seen inside the branches."""
+        layer = self.trt_conditional.add_input(x)
+        return self.net._named(layer, f"{self.name}.input", name).get_output(0)
+
+    def output(self, then_value: Tensor, else_value: Tensor, *, name: str | None = None) -> Tensor:
+        """``then_value`` when the condition holds, else ``else_value``."""
+        layer = self.trt_conditional.add_output(then_value, else_value)
+        return self.net._named(layer, f"{self.name}.output", name).get_output(0)
+
+
 class NativeOps(LayersMixin):
     """Loops, native attention, grid sampling, NMS and one-hot, as :class:`~netdef.network.Network` methods."""
 
@@ -289,6 +315,47 @@ class NativeOps(LayersMixin):
         depth = self._fixed(f"{full}.depth", np.array(num_classes, np.int32))
         layer = self.trt_network.add_one_hot(indices, values, depth, -1)
         return self._named(layer, "one_hot", full).get_output(0)
+
+    # ------------------------------------------------------------------ conditionals, generators, transformers
+
+    def conditional(self, condition: Tensor, *, name: str | None = None) -> Conditional:
+        """A new if/else on the 0-d bool ``condition``; see :class:`Conditional`."""
+        return Conditional(self, self.names.local("if", name), condition)
+
+    def arange(self, end: int, *, dtype: str = "int32", name: str | None = None) -> Tensor:
+        """``torch.arange(end)``: 0, 1, ..., end - 1 (a FILL layer, LINSPACE), int32, int64 or float32."""
+        kinds = {"int32": trt.int32, "int64": trt.int64, "float32": trt.float32}
+        layer = self.trt_network.add_fill((int(end),), trt.FillOperation.LINSPACE, _choice(kinds, dtype, "dtype"))
+        layer.alpha, layer.beta = 0, 1
+        return self._named(layer, "arange", name).get_output(0)
+
+    def local_response_norm(
+        self, x: Tensor, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0, *, name: str | None = None
+    ) -> Tensor:
+        """``torch.nn.functional.local_response_norm`` across channels (TensorRT's LRN; odd ``size``)."""
+        layer = self.trt_network.add_lrn(x, size, alpha, beta, k)
+        return self._named(layer, "lrn", name).get_output(0)
+
+    def rotary_embedding(
+        self, x: Tensor, cos: Tensor, sin: Tensor, *, interleaved: bool = False, rotary_dim: int = 0,
+        position_ids: Tensor | None = None, name: str | None = None,
+    ) -> Tensor:  # fmt: skip
+        """Rotary position embedding of x [N, H, S, D] by cos/sin [N, S, R/2] (or [P, R/2] with position ids)."""
+        layer = self.trt_network.add_rotary_embedding(x, cos, sin, interleaved, rotary_dim)
+        if position_ids is not None:
+            layer.set_input(3, position_ids)
+        return self._named(layer, "rotary_embedding", name).get_output(0)
+
+    def scatter(self, x: Tensor, dim: int, index: Tensor, src: Tensor, *, name: str | None = None) -> Tensor:
+        """``torch.Tensor.scatter(dim, index, src)`` (TensorRT's ELEMENT scatter)."""
+        layer = self.trt_network.add_scatter(x, index, src, trt.ScatterMode.ELEMENT)
+        layer.axis = self._dim(dim, len(self.shape_of(x)), "scatter")
+        return self._named(layer, "scatter", name).get_output(0)
+
+    def nonzero(self, x: Tensor, *, name: str | None = None) -> Tensor:
+        """``torch.nonzero(x).T``: the coordinates of the non-zero elements, [rank, count] int64."""
+        layer = self.trt_network.add_non_zero(x, trt.int64)
+        return self._named(layer, "nonzero", name).get_output(0)
 
 
 def _choice(table: dict, key: str, what: str) -> Any:

@@ -194,3 +194,39 @@ def test_user_sequence_network_is_explained_inspected_and_run_by_the_cli(monkeyp
         h = gru(x)[0].reshape(1, 6, 2, 4).transpose(1, 2)
         expected = F.scaled_dot_product_attention(h, h, h, is_causal=True).transpose(1, 2).reshape(1, 6, 8)
     np.testing.assert_allclose(np.load(tmp_path / "y.npy"), expected.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_builder_methods_for_conditionals_generators_and_transformer_layers_match_torch():
+    """conditional, arange, local_response_norm, rotary_embedding, scatter and nonzero, each vs PyTorch."""
+    torch.manual_seed(6)
+    x, cos, sin = torch.randn(1, 4, 3, 6), torch.rand(1, 3, 3), torch.rand(1, 3, 3)
+    index, src = torch.tensor([[2, 0, 1, 3, 5, 4]]), torch.randn(1, 6)
+    net = Network(name="native_ops")
+    xt = net.input("x", (1, 4, 3, 6))
+    flag = net.input("flag", (), dtype="bool")
+    branch = net.conditional(flag, name="branch")
+    inside = branch.input(xt)
+    net.output(branch.output(net.relu(inside), net.sigmoid(inside)), "y_chosen")
+    net.output(net.arange(5), "y_steps", dtype="int32")
+    net.output(net.local_response_norm(xt, 3, 0.1, 0.75, 2.0), "y_lrn")
+    rotated = net.rotary_embedding(xt, net.input("cos", (1, 3, 3)), net.input("sin", (1, 3, 3)))
+    net.output(rotated, "y_rope")
+    zeros = net.input("zeros", (1, 6))
+    net.output(net.scatter(zeros, 1, net.input("index", (1, 6), dtype="int64"), net.input("src", (1, 6))), "y_scatter")
+    net.output(net.nonzero(net.input("mask", (2, 3))), "y_nonzero", dtype="int64")
+    mask = torch.tensor([[1.0, 0.0, 2.0], [0.0, 0.0, 3.0]])
+    feeds = {"x": x.numpy(), "cos": cos.numpy(), "sin": sin.numpy(), "zeros": np.zeros((1, 6), np.float32),
+             "index": index.numpy(), "src": src.numpy(), "mask": mask.numpy()}  # fmt: skip
+    for flag_value in (True, False):
+        out = run(net.trt_network, {**feeds, "flag": np.array(flag_value)}).outputs
+        chosen = torch.relu(x) if flag_value else torch.sigmoid(x)
+        np.testing.assert_allclose(out["y_chosen"], chosen.numpy(), rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(out["y_steps"], torch.arange(5).numpy())
+    lrn = F.local_response_norm(x, 3, 0.1, 0.75, 2.0)
+    np.testing.assert_allclose(out["y_lrn"], lrn.numpy(), rtol=1e-5, atol=1e-6)
+    x1, x2 = x[..., :3], x[..., 3:]
+    c, s = cos[:, None], sin[:, None]
+    rope = torch.cat([x1 * c - x2 * s, x2 * c + x1 * s], dim=-1)
+    np.testing.assert_allclose(out["y_rope"], rope.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(out["y_scatter"], torch.zeros(1, 6).scatter(1, index, src).numpy())
+    np.testing.assert_array_equal(out["y_nonzero"], torch.nonzero(mask).T.numpy())
