@@ -99,7 +99,7 @@ class Conditional:
 
     >>> branch = net.conditional(flag, name="branch")   # doctest: +SKIP
     >>> x_in = branch.input(x)
-    >>> y = branch.output(net.relu(x_in), net.neg(x_in))  # only the chosen branch runs
+    >>> y = branch.output(net.relu(x_in), net.sigmoid(x_in))  # only the chosen branch runs
     """
 
     def __init__(self, net: NativeOps, name: str, condition: Tensor):
@@ -121,7 +121,7 @@ class Conditional:
 
 
 class NativeOps(LayersMixin):
-    """Loops, native attention, grid sampling, NMS and one-hot, as :class:`~netdef.network.Network` methods."""
+    """Loops, conditionals, native attention, grid sampling, NMS and the other native layers, as Network methods."""
 
     # ------------------------------------------------------------------ loops
 
