@@ -1,8 +1,9 @@
 """TensorRT's own layers for what PyTorch writes as Python control flow or fused kernels.
 
-Loops (a GRU over a sequence), native attention, grid sampling (spatial transformers), non-maximum
-suppression and one-hot encoding. Each method names its layers in the current scope and reads
-weights the way PyTorch's module stores them.
+Loops (a GRU over a sequence), if/else conditionals, native attention, grid sampling (spatial
+transformers), non-maximum suppression, and the smaller ones (arange, one-hot, LRN, rotary embedding,
+scatter, nonzero). Each method names its layers in the current scope and reads weights the way
+PyTorch's module stores them.
 """
 
 from __future__ import annotations
