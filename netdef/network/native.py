@@ -225,6 +225,8 @@ class NativeOps(LayersMixin):
         is PyTorch's top-left aligned causal mask. The attention is marked decomposable, so TensorRT
         may split it where no fused kernel fits.
         """
+        if not _has_native_attention(self.trt_network):
+            raise NetworkDefinitionError("native attention needs TensorRT 10.14 or later, or TensorRT-RTX")
         full = self.names.local("attention", name)
         depth = self.shape_of(query)[-1]
         factor = 1 / math.sqrt(depth) if scale is None else scale
@@ -342,6 +344,8 @@ class NativeOps(LayersMixin):
         position_ids: Tensor | None = None, name: str | None = None,
     ) -> Tensor:  # fmt: skip
         """Rotary position embedding of x [N, H, S, D] by cos/sin [N, S, R/2] (or [P, R/2] with position ids)."""
+        if not hasattr(self.trt_network, "add_rotary_embedding"):
+            raise NetworkDefinitionError("rotary embedding needs TensorRT 10.14 or later, or TensorRT-RTX")
         layer = self.trt_network.add_rotary_embedding(x, cos, sin, interleaved, rotary_dim)
         if position_ids is not None:
             layer.set_input(3, position_ids)
@@ -357,6 +361,18 @@ class NativeOps(LayersMixin):
         """``torch.nonzero(x).T``: the coordinates of the non-zero elements, [rank, count] int64."""
         layer = self.trt_network.add_non_zero(x, trt.int64)
         return self._named(layer, "nonzero", name).get_output(0)
+
+
+def _has_native_attention(network: Any) -> bool:
+    """Whether the backend has TensorRT's IAttention API (TensorRT 10.14 and later, TensorRT-RTX)."""
+    return (
+        hasattr(network, "add_attention_v2")
+        and hasattr(trt, "CausalMaskKind")
+        and hasattr(trt, "AttentionNormalizationOp")
+        and hasattr(trt, "IAttention")
+        and hasattr(trt.IAttention, "decomposable")
+        and hasattr(trt.IAttention, "mask")
+    )
 
 
 def _choice(table: dict, key: str, what: str) -> Any:

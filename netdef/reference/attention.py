@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from netdef.backend import trt
 from netdef.reference import costs
 from netdef.reference.dtypes import FLOAT32, FP8_MAX, compute, integer_range, numpy_dtype
 from netdef.reference.node import Unsupported
-from netdef.reference.registry import register
+from netdef.reference.registry import read_settings, register
 
 _QUERY, _KEY, _VALUE, _MASK, _QUANT_SCALE, _QUERY_LENGTHS, _KV_LENGTHS = range(7)
 
@@ -17,13 +19,26 @@ def _given(inputs, index: int) -> bool:
     return len(inputs) > index and inputs[index] is not None
 
 
+_SETTINGS = ("norm_op", "causal_kind", "query_form", "key_value_form", "normalization_quantize_to_type")
+"""The IAttention settings the layer's semantics depend on (the IAttention API of TensorRT 10.14+ and RTX)."""
+
+
+def _attention(layer) -> Any:
+    """The IAttention an ATTENTION_INPUT layer belongs to."""
+    return read_settings(("attention",), layer)["attention"]
+
+
+def _settings(attention) -> dict[str, str]:
+    """The attention's settings by name, each as its enum member's name (``"LOWER_RIGHT"``)."""
+    return {name: value.name for name, value in read_settings(_SETTINGS, attention).items()}
+
+
 def _describe_attention(layer) -> dict:
-    attention = layer.attention
-    params = {"attention": attention.name, "norm_op": attention.norm_op, "causal_kind": attention.causal_kind}
+    attention = _attention(layer)
+    params: dict[str, Any] = {"attention": attention.name, **_settings(attention)}
     params["mask"] = "input 3" if layer.num_inputs > _MASK and layer.get_input(_MASK) is not None else None
-    if layer.num_inputs > _QUANT_SCALE and layer.get_input(_QUANT_SCALE) is not None:
-        params["normalization_quantize_to_type"] = attention.normalization_quantize_to_type
-    params["query_form"], params["key_value_form"] = attention.query_form, attention.key_value_form
+    if not (layer.num_inputs > _QUANT_SCALE and layer.get_input(_QUANT_SCALE) is not None):
+        params.pop("normalization_quantize_to_type", None)
     return params
 
 
@@ -70,10 +85,8 @@ def attention_input(node, inputs):
     ``normalization_quantize_to_type`` (FP8 or INT8) and dequantized (round(P / s) s) before the
     product with V. Computed in float32. The output has Q's shape and is passed on by ATTENTION_OUTPUT.
     """
-    attention = node.attr("attention")
-    if attention.query_form != trt.AttentionIOForm.PADDED_BHND or (
-        attention.key_value_form != trt.AttentionIOForm.PADDED_BHND
-    ):
+    settings = node.memo("settings", lambda: _settings(node.attr("attention")))
+    if settings["query_form"] != "PADDED_BHND" or settings["key_value_form"] != "PADDED_BHND":
         raise Unsupported("attention in the PACKED_NHD form (only PADDED_BHND is computed)")
     q, k, v = (compute(inputs[i]) for i in (_QUERY, _KEY, _VALUE))
     groups = q.shape[1] // k.shape[1]
@@ -87,17 +100,17 @@ def attention_input(node, inputs):
             allowed = allowed & mask
         else:
             scores = scores + compute(mask)
-    causal = attention.causal_kind
+    causal = settings["causal_kind"]
     rows, cols = np.arange(s_q)[:, None], np.arange(s_kv)[None, :]
-    if causal == trt.CausalMaskKind.UPPER_LEFT:
+    if causal == "UPPER_LEFT":
         allowed = allowed & (cols <= rows)
-    elif causal == trt.CausalMaskKind.LOWER_RIGHT:
+    elif causal == "LOWER_RIGHT":
         allowed = allowed & (cols <= rows + s_kv - s_q)
     if _given(inputs, _KV_LENGTHS):
         lengths = np.asarray(inputs[_KV_LENGTHS]).reshape(-1, 1, 1, 1)
         allowed = allowed & (cols[None, None] < lengths)
     allowed = np.broadcast_to(allowed, scores.shape)
-    if attention.norm_op == trt.AttentionNormalizationOp.SOFTMAX:
+    if settings["norm_op"] == "SOFTMAX":
         masked = np.where(allowed, scores, -np.inf)
         peak = np.max(masked, axis=-1, keepdims=True)
         weights = np.where(allowed, np.exp(masked - np.where(np.isfinite(peak), peak, 0)), 0).astype(FLOAT32)
@@ -107,7 +120,8 @@ def attention_input(node, inputs):
         probabilities = np.where(allowed, scores, 0).astype(FLOAT32)
     if _given(inputs, _QUANT_SCALE):
         scale = compute(np.asarray(inputs[_QUANT_SCALE]))
-        probabilities = _fake_quantize(probabilities, scale, attention.normalization_quantize_to_type)
+        to_type = getattr(trt.DataType, settings["normalization_quantize_to_type"])
+        probabilities = _fake_quantize(probabilities, scale, to_type)
     return np.matmul(probabilities, v)
 
 
@@ -156,7 +170,7 @@ def kv_cache_update(node, inputs):
     cache [B, N, S_max, H], update [B, N, S, H] (PADDED_BHND), write_indices [B]; LINEAR mode writes
     positions w_b .. w_b + S - 1, which must lie inside the cache (ONNX TensorScatter, linear mode).
     """
-    if node.attr("update_form") != trt.AttentionIOForm.PADDED_BHND:
+    if node.attr("update_form").name != "PADDED_BHND":
         raise Unsupported("KV-cache update in the PACKED_NHD form (only PADDED_BHND is computed)")
     cache, update = inputs[0], inputs[1]
     indices = np.asarray(inputs[2]).reshape(-1)
@@ -189,7 +203,7 @@ def moe(node, inputs):
         raise Unsupported("MoE layer without gated weights (set_gated_weights)")
     gate, up, down = (compute(inputs[i]) for i in (3, 4, 5))
     biases = [compute(inputs[i]) if _given(inputs, i) else None for i in (6, 7, 8)]
-    silu = node.attr("activation_type") == trt.MoEActType.SILU
+    silu = node.attr("activation_type").name == "SILU"
     scale = compute(np.asarray(inputs[9])).reshape(-1) if _given(inputs, 9) else None
     out = np.zeros_like(x)
     for e in np.unique(experts):

@@ -7,7 +7,7 @@ import numpy as np
 from netdef.reference import costs
 from netdef.reference.dtypes import FLOAT32, FP8_MAX, compute, integer_range, is_float, numpy_dtype
 from netdef.reference.node import Unsupported
-from netdef.reference.registry import register
+from netdef.reference.registry import read_settings, register
 
 FP4_MAX = 6.0
 """Largest float4 e2m1 value; quantizing to FP4 saturates to [-6, 6]."""
@@ -98,11 +98,10 @@ def _dynamic_block_shape(node, rank: int) -> tuple[int, ...]:
 
 
 def _params_dynamic(layer) -> dict:
-    params = {"to_type": layer.to_type, "scale_type": layer.scale_type}
-    try:
-        params["block_shape"] = layer.block_shape
-    except RuntimeError:
-        params.update(axis=layer.axis, block_size=layer.block_size)
+    """The block as set: ``block_shape`` (add_dynamic_quantize_v2), else ``axis`` and ``block_size``."""
+    params = read_settings(("to_type", "scale_type", "block_shape"), layer)
+    if "block_shape" not in params:
+        params.update(read_settings(("axis", "block_size"), layer))
     return params
 
 
