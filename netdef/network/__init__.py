@@ -5,6 +5,7 @@ from typing import TYPE_CHECKING
 from netdef.dtypes import dtype_name, numpy_dtype, trt_dtype
 from netdef.network.core import NetworkCore, Tensor
 from netdef.network.layers import LayersMixin, num_parameters
+from netdef.network.native import Conditional, Loop, NativeOps
 from netdef.network.precision import PRECISIONS, Precision, precision
 from netdef.network.qdq import QuantizationMixin
 from netdef.network.table import WeightEntry, WeightTable
@@ -14,7 +15,7 @@ if TYPE_CHECKING:
     from netdef.definition import DefinitionRecord
 
 
-class Network(TransformerMixin, LayersMixin, QuantizationMixin):
+class Network(TransformerMixin, NativeOps, LayersMixin, QuantizationMixin):
     """A TensorRT network definition built layer by layer from a checkpoint.
 
     >>> net = Network(checkpoint, precision="fp16")
@@ -34,6 +35,8 @@ class Network(TransformerMixin, LayersMixin, QuantizationMixin):
 
 __all__ = [
     "PRECISIONS",
+    "Conditional",
+    "Loop",
     "Network",
     "NetworkCore",
     "Precision",

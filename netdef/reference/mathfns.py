@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 try:
-    from scipy.special import erf as _scipy_erf
+    from scipy.special import erf as _scipy_erf  # type: ignore[import-untyped]
 except ImportError:  # scipy is optional
     _scipy_erf = None
 
