@@ -19,7 +19,6 @@ OptionalWeights = Annotated[
 ]
 Calibration = Annotated[Path | None, typer.Option(help="INT8 calibration cache (`netdef calibrate`), for int8.")]
 
-_DTYPES = {"FLOAT": "fp32", "HALF": "fp16", "BF16": "bf16", "float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}
 _DEFAULT_RTOL = {"fp32": 1e-5, "fp16": 1e-2, "bf16": 5e-2, "int8": 1e-1}
 """``netdef compare``'s tolerance by the less precise of the two precisions (max |a - b| / max |b| per layer)."""
 
@@ -53,47 +52,33 @@ def _network(arch: str, weights: Path | None, precision: str, batch: int, calibr
 # ---------------------------------------------------------------------------------------------- explain
 
 
-def _dtype(name: str) -> str:
-    return _DTYPES.get(name, name.lower())
-
-
 def _tensor_text(tensor: dict | None) -> str:
+    from netdef.explain_html.model import shape_text, short_dtype
+
     if tensor is None:
         return "(none)"
-    dims = tensor["shape"]
-    shape = "?" if dims is None else ("x".join("?" if d == -1 else str(d) for d in dims) or "scalar")
-    return f"{tensor['name']} [{shape} {_dtype(tensor['dtype'])}]"
-
-
-def _param_text(key: str, value: Any) -> str:
-    if isinstance(value, dict) and "count" in value:
-        return f"{value['count']:,} {value['dtype']} values"
-    spatial = key.endswith("_nd") or key.endswith("padding") or key == "shape"
-    if spatial and isinstance(value, tuple) and value and all(isinstance(v, int) for v in value):
-        return "x".join(map(str, value))
-    if isinstance(value, float):
-        return f"{value:.7g}"
-    return str(value)
+    return f"{tensor['name']} [{shape_text(tensor['shape'])} {short_dtype(tensor['dtype'])}]"
 
 
 def _layer_weights(network, layer_name: str, layer_names: set[str]) -> list[str]:
     """The named weights a layer holds itself (``conv1.weight`` in layer ``conv1``); constant layers are
     layers of their own, so the weights of a matrix multiply or a bias add show as their constant inputs."""
-    from netdef.reference.compare import folded_batch_norms
+    from netdef.explain_html.model import folded_into, network_weights, own_weights
 
-    folded = {conv: bn for bn, conv in folded_batch_norms(network).items()}
-    found = []
-    for name, array in network.weights.items():
-        if name in layer_names or name.rpartition(".")[0] != layer_name:
-            continue
-        shape = "x".join(map(str, array.shape)) or "scalar"
-        found.append(f"{name} {shape} {_DTYPES.get(array.dtype.name, array.dtype.name)}")
+    found = [
+        f"{w.name} {w.shape_text} {w.dtype}"
+        for w in own_weights(network_weights(network), layer_name, layer_names)
+        if w.name != layer_name
+    ]
+    folded = folded_into(network)
     if found and layer_name in folded:
         found[-1] += f" (BatchNorm {folded[layer_name]} folded in)"
     return found
 
 
 def _print_layer(index: int, layer: dict, network, layer_names: set[str], full_doc: str | None = None) -> None:
+    from netdef.explain_html.model import setting_text
+
     console.print(f"[bold]{index:>3} {escape(layer['name'])}[/]  [cyan]{layer['type']}[/]")
     ins = ", ".join(_tensor_text(t) for t in layer["inputs"]) or "(no inputs)"
     outs = ", ".join(_tensor_text(t) for t in layer["outputs"])
@@ -102,7 +87,7 @@ def _print_layer(index: int, layer: dict, network, layer_names: set[str], full_d
     if weights:
         console.print("      weights: " + escape("; ".join(weights)))
     if layer["params"]:
-        console.print("      " + escape("  ".join(f"{k}={_param_text(k, v)}" for k, v in layer["params"].items())))
+        console.print("      " + escape("  ".join(f"{k}={setting_text(k, v)}" for k, v in layer["params"].items())))
     if full_doc is None:
         console.print(f"      [dim]{escape(layer['semantics'])}[/]")
     else:
@@ -111,28 +96,95 @@ def _print_layer(index: int, layer: dict, network, layer_names: set[str], full_d
             console.print(f"      {escape(line)}")
 
 
+def _print_layer_table(described: list[dict], network) -> None:
+    """One line per layer: name, type and settings, inputs, output, weights and FLOPs; then each type's semantics."""
+    from collections import Counter
+
+    from rich.table import Table
+
+    from netdef.explain_html.model import shape_text, short_dtype
+    from netdef.inspect import count_text, flops_text, inspect_network, type_text
+    from netdef.reference import semantics
+
+    summary = inspect_network(network)
+    table = Table(box=None, pad_edge=False, show_edge=False)
+    for header, justify in [
+        ("#", "right"), ("layer", "left"), ("type", "left"), ("settings", "left"), ("inputs", "left"),
+        ("output", "left"), ("weights", "right"), ("FLOPs", "right"),
+    ]:  # fmt: skip
+        table.add_column(header, justify=justify)
+    for info, layer in zip(summary.layers, described, strict=True):
+        out = layer["outputs"][0] if layer["outputs"] else None
+        table.add_row(
+            str(info.index),
+            escape(info.name),
+            type_text(info.type),
+            escape(info.detail),
+            escape(", ".join(t["name"] for t in layer["inputs"] if t is not None)),
+            f"{shape_text(out['shape'])} {short_dtype(out['dtype'])}" if out else "",
+            count_text(info.params) if info.params else "",
+            "?" if info.flops is None else (count_text(info.flops) if info.flops else ""),
+        )
+    _print_wide(table)
+    batch = "per sample" if any(-1 in (t["shape"] or []) for t in network.io_tensors()) else "for the batch"
+    console.print(f"total: {summary.total_params:,} weights, {flops_text(summary.total_flops)} {batch}")
+    console.print("\n[bold]What each layer type computes[/] (TensorRT semantics):")
+    for kind, n in Counter(d["type"] for d in described).most_common():
+        console.print(f"  [cyan]{type_text(kind)}[/] x{n}: {escape(semantics(kind))}")
+
+
+def _explain_network(target: str, weights: Path | None, precision: str, batch: int, calibration: Path | None):
+    """The network ``target`` names (an architecture, or an engine file defined again) and its label."""
+    if _is_architecture(target) or not Path(target).is_file():
+        network, _ = _network(target, weights, precision, batch, calibration)
+        return network, target
+    network, engine, checkpoint_path = _engine_network(Path(target), weights)
+    return network, f"{target} ({engine.precision}, network defined again from {checkpoint_path})"
+
+
 @app.command()
 @_paragraphs
 def explain(
-    arch: Arch,
+    target: Annotated[str, typer.Argument(help="An architecture name (see `netdef list`) or a netdef engine file.")],
     weights: OptionalWeights = None,
     precision: Annotated[str, typer.Option("--precision", "-p", help="fp32, fp16, bf16 or int8.")] = "fp32",
     batch: Annotated[int, typer.Option(help="Batch size the shapes are shown for (-1: dynamic).")] = 1,
     layer: Annotated[
         str | None, typer.Option("--layer", "-l", help="Explain only this layer, with its full semantics.")
     ] = None,
+    full: Annotated[bool, typer.Option("--full", help="The long form: every layer's tensors, weights, settings.")] = False,
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Write one self-contained interactive page (graph, layer panel).")
+    ] = None,
+    input_path: Annotated[
+        Path | None, typer.Option("--input", "-i", help="With --html: each layer's output on this .npy/.npz input.")
+    ] = None,
+    compare_with: Annotated[
+        str | None,
+        typer.Option("--compare", help="With --html: the per-layer error of this precision (fp16, bf16, int8)."),
+    ] = None,
     calibration: Calibration = None,
 ) -> None:
-    """What each layer computes: name, type, input -> output shapes, parameters and TensorRT's semantics.
+    """What each layer computes: one line per layer (type, settings, inputs, output, weights, FLOPs), then
+    what each layer type computes in TensorRT.
 
-    The network is read back from TensorRT as built (BatchNorm already folded, fp16 casts inserted).
-    Without --weights, zeros of the expected shapes stand in (shapes and settings are the same).
+    --full prints the long form (every layer's tensors, weights, settings and semantics); --layer NAME
+    one layer with the full statement of its semantics. --html FILE writes one self-contained page
+    that works offline: the graph (pan, zoom, fold scopes), and a panel per layer with its formula,
+    settings, shapes, weights (checkpoint keys, histograms) and FLOPs. With --input, the page shows each
+    layer's output on that input; with --compare fp16 (bf16, int8), a per-layer error plot against
+    this network. The network is read back from TensorRT as built (BatchNorm already folded, fp16
+    casts inserted). Without --weights, zeros of the expected shapes stand in (shapes and settings are
+    the same). TARGET may be an engine file: its network is defined again from its metadata.
     """
-    from collections import Counter
-
     from netdef.reference import describe_layer, documentation
 
-    network, _ = _network(arch, weights, precision, batch, calibration)
+    if html is None and (input_path is not None or compare_with is not None):
+        raise ValueError("--input and --compare are for the page: add --html FILE")
+    network, label = _explain_network(target, weights, precision, batch, calibration)
+    if html is not None:
+        _write_explain_page(target, network, weights, html, input_path, compare_with, calibration)
+        return
     trt_network = network.trt_network
     described = [describe_layer(trt_network.get_layer(i)) for i in range(trt_network.num_layers)]
     if layer is not None:
@@ -142,21 +194,75 @@ def explain(
 
             near = difflib.get_close_matches(layer, list(by_name), n=5, cutoff=0.5)
             hint = f"; did you mean {', '.join(near)}?" if near else f" (layers: {', '.join(list(by_name)[:8])}...)"
-            raise ValueError(f"{arch} ({network.precision}) has no layer named {layer!r}{hint}")
+            raise ValueError(f"{label} ({network.precision}) has no layer named {layer!r}{hint}")
         index, info = by_name[layer]
         _print_layer(index, info, network, set(by_name), full_doc=documentation(info["type"]))
         return
-    inputs = ", ".join(f"{t['name']} [{'x'.join(map(str, t['shape']))} {t['dtype']}]" for t in network.io_tensors())
-    console.print(f"[bold]{arch}[/] {network.precision}: {len(described)} layers; {escape(inputs)}\n")
-    layer_names = {d["name"] for d in described}
-    for index, info in enumerate(described):
-        _print_layer(index, info, network, layer_names)
-    counts = Counter(d["type"] for d in described)
+    inputs = ", ".join(_tensor_text(t) for t in network.io_tensors())
+    console.print(f"[bold]{escape(label)}[/] {network.precision}: {len(described)} layers; {escape(inputs)}\n")
+    if full:
+        from collections import Counter
+
+        layer_names = {d["name"] for d in described}
+        for index, info in enumerate(described):
+            _print_layer(index, info, network, layer_names)
+        counts = Counter(d["type"] for d in described)
+        console.print("\n" + ", ".join(f"{kind} x{n}" for kind, n in counts.most_common()))
+    else:
+        _print_layer_table(described, network)
     console.print(
-        "\n"
-        + ", ".join(f"{kind} x{n}" for kind, n in counts.most_common())
-        + f"\nFull semantics of one layer: netdef explain {arch} --layer NAME"
+        f"\nOne layer in full: netdef explain {target} --layer NAME; every layer: --full; "
+        "an interactive page: --html FILE"
     )
+
+
+def _write_explain_page(target, network, weights, html: Path, input_path, compare_with, calibration) -> None:
+    """``explain --html``: the page, with activations on ``input_path`` and errors of ``compare_with``."""
+    from netdef.explain_html import write_page
+    from netdef.reference import ReferenceExecutor
+    from netdef.reference.compare import compare_networks, random_inputs
+
+    started = time.perf_counter()
+    inputs = None
+    if input_path is not None:
+        arrays = load_arrays(input_path, NetworkInputError, "input")
+        inputs = _reference_inputs(ReferenceExecutor(network.trt_network), arrays, str(input_path))
+    comparison, comparing = None, ("", "")
+    if compare_with is not None:
+        against = str(network.precision)
+        if compare_with == against:
+            raise ValueError(f"--compare {compare_with}: the page's network is {against} already; compare another")
+        if not _is_architecture(target):
+            raise ValueError("--compare needs an architecture name (an engine's network has one precision)")
+        tested, _ = _network(target, weights, compare_with, _batch_of(network), calibration)
+        sample = inputs if inputs is not None else random_inputs(network, batch=1, seed=0)
+        source = str(input_path) if input_path is not None else "1 random sample, seed 0"
+        rtol = max(_DEFAULT_RTOL.get(compare_with, 1e-2), _DEFAULT_RTOL.get(against, 1e-2))
+        comparison = compare_networks(
+            tested, network, sample, rtol=rtol, title=f"{target}: {compare_with} vs {against} on {source}"
+        )
+        comparing = (compare_with, against)
+    result = write_page(
+        network,
+        html,
+        inputs=inputs,
+        input_label=str(input_path) if input_path is not None else "the input",
+        comparison=comparison,
+        comparing=comparing,
+        checkpoint=str(weights) if weights is not None else "zeros (no --weights)",
+    )
+    seconds = time.perf_counter() - started
+    console.print(
+        f"wrote {escape(str(result.path))}: {result.layers} layers, {result.size / 1e6:.2f} MB in {seconds:.1f} s "
+        "(one self-contained file; open it in a browser)"
+    )
+    if comparison is not None:
+        console.print(escape(comparison.summary()))
+
+
+def _batch_of(network) -> int:
+    shapes = [t["shape"] for t in network.io_tensors() if t["mode"] == "input" and t["shape"]]
+    return int(shapes[0][0]) if shapes else 1
 
 
 # ---------------------------------------------------------------------------------------------- inputs

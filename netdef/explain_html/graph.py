@@ -1,0 +1,30 @@
+"""The network graph of the page: ``netdef inspect``'s Graphviz drawing, as inline SVG.
+
+Nodes keep Graphviz's ``<title>`` (``L12`` for layer 12, ``in0``/``out0`` for the network's inputs
+and outputs) and clusters their scope label (``layer1.0``); the page's script finds them by these.
+"""
+
+from __future__ import annotations
+
+import re
+
+from netdef.errors import NetdefError
+from netdef.inspect import NetworkSummary, render_dot, to_dot
+
+_PROLOG = re.compile(r"^.*?(?=<svg\b)", re.DOTALL)
+_SIZE = re.compile(r'<svg width="[^"]*" height="[^"]*"')
+_COMMENT = re.compile(r"<!--.*?-->\n?", re.DOTALL)
+
+
+def graph_svg(summary: NetworkSummary) -> str:
+    """The layer graph laid out by Graphviz's ``dot`` (scopes as clusters, edges with shape and dtype).
+
+    Raises :class:`NetdefError` saying how to install Graphviz when ``dot`` is missing.
+    """
+    try:
+        svg = render_dot(to_dot(summary, clusters=True, dtypes=True), "svg").decode("utf-8")
+    except NetdefError as exc:
+        raise NetdefError(f"the page's graph is laid out by Graphviz: {exc}") from None
+    svg = _PROLOG.sub("", svg, count=1)
+    svg = _COMMENT.sub("", svg)
+    return _SIZE.sub('<svg id="graph-svg"', svg, count=1)
