@@ -122,7 +122,7 @@ def _print_layer_table(described: list[dict], network) -> None:
             escape(info.detail),
             escape(", ".join(t["name"] for t in layer["inputs"] if t is not None)),
             f"{shape_text(out['shape'])} {short_dtype(out['dtype'])}" if out else "",
-            count_text(info.params) if info.params else "",
+            f"{info.params:,}" if info.params else "",
             "?" if info.flops is None else (count_text(info.flops) if info.flops else ""),
         )
     _print_wide(table)
@@ -152,7 +152,9 @@ def explain(
     layer: Annotated[
         str | None, typer.Option("--layer", "-l", help="Explain only this layer, with its full semantics.")
     ] = None,
-    full: Annotated[bool, typer.Option("--full", help="The long form: every layer's tensors, weights, settings.")] = False,
+    full: Annotated[
+        bool, typer.Option("--full", help="The long form: every layer's tensors, weights, settings.")
+    ] = False,
     html: Annotated[
         Path | None, typer.Option("--html", help="Write one self-contained interactive page (graph, layer panel).")
     ] = None,
@@ -234,6 +236,8 @@ def _write_explain_page(target, network, weights, html: Path, input_path, compar
             raise ValueError(f"--compare {compare_with}: the page's network is {against} already; compare another")
         if not _is_architecture(target):
             raise ValueError("--compare needs an architecture name (an engine's network has one precision)")
+        if weights is None:
+            raise ValueError("--compare needs --weights: on the zeros that stand in for weights every error is 0")
         tested, _ = _network(target, weights, compare_with, _batch_of(network), calibration)
         sample = inputs if inputs is not None else random_inputs(network, batch=1, seed=0)
         source = str(input_path) if input_path is not None else "1 random sample, seed 0"

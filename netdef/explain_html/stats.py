@@ -11,6 +11,8 @@ import math
 import numpy as np
 
 HISTOGRAM_BINS = 24
+HISTOGRAM_SAMPLE = 1 << 18
+"""Histograms of larger arrays count every k-th value (the statistics use every value)."""
 HEATMAP_SIDE = 32
 """A heat map is at most this many cells on a side (larger maps are averaged over blocks)."""
 
@@ -21,24 +23,29 @@ def _round(value: float) -> float | None:
 
 
 def summary(array: np.ndarray) -> dict:
-    """``{"min", "max", "mean", "std", "hist": [counts], "range": [lo, hi], "nonfinite": n}`` of the
-    finite values, computed in float32 (float64 for the mean and std)."""
+    """``{"min", "max", "mean", "std", "hist": [counts], "range": [lo, hi], "step": k, "nonfinite": n}``
+    of the finite values: exact statistics (the mean summed in float64), and a histogram over
+    ``[min, max]`` of every ``step``-th value (1 up to :data:`HISTOGRAM_SAMPLE` values)."""
     values = np.asarray(array).astype(np.float32, copy=False).ravel()
     finite_mask = np.isfinite(values)
     nonfinite = int(values.size - np.count_nonzero(finite_mask))
     if nonfinite:
         values = values[finite_mask]
     if values.size == 0:
-        return {"min": None, "max": None, "mean": None, "std": None, "hist": [], "range": [0, 0], "nonfinite": nonfinite}
+        empty = {"min": None, "max": None, "mean": None, "std": None, "hist": [], "range": [0, 0], "step": 1}
+        return {**empty, "nonfinite": nonfinite}
     low, high = float(values.min()), float(values.max())
-    counts, _ = np.histogram(values, bins=HISTOGRAM_BINS, range=(low, high) if high > low else (low - 0.5, low + 0.5))
+    step = math.ceil(values.size / HISTOGRAM_SAMPLE)
+    span = (low, high) if high > low else (low - 0.5, low + 0.5)
+    counts, _ = np.histogram(values[::step], bins=HISTOGRAM_BINS, range=span)
     return {
         "min": _round(low),
         "max": _round(high),
         "mean": _round(float(values.mean(dtype=np.float64))),
-        "std": _round(float(values.std(dtype=np.float64))),
+        "std": _round(float(values.std())),
         "hist": counts.tolist(),
         "range": [_round(low), _round(high)],
+        "step": step,
         "nonfinite": nonfinite,
     }
 

@@ -366,7 +366,10 @@
     counts.forEach((c, i) => {
       const bh = c ? Math.max(1, (c / top) * h) : 0;
       const rect = svgEl("rect", { x: i * bar + 0.5, y: h - bh, width: Math.max(bar - 1, 1), height: bh });
-      rect.append(svgEl("title", {}, `${c.toLocaleString("en-US")} values`));
+      const lo = stats.range[0] + ((stats.range[1] - stats.range[0]) * i) / counts.length;
+      const hi = stats.range[0] + ((stats.range[1] - stats.range[0]) * (i + 1)) / counts.length;
+      const n = stats.step > 1 ? `about ${(c * stats.step).toLocaleString("en-US")} values (every ${stats.step}th counted)` : `${c.toLocaleString("en-US")} values`;
+      rect.append(svgEl("title", {}, `${n} in [${num(lo)}, ${num(hi)})`));
       chart.append(rect);
     });
     chart.append(svgEl("text", { x: 0, y: h + 10 }, num(stats.range[0])));
