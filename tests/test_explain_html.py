@@ -14,12 +14,12 @@ import re
 import shutil
 from pathlib import Path
 
+import headless_chromium
 import numpy as np
 import pytest
 from cli_runner import netdef
 
 import architectures
-import headless_chromium
 from netdef.reference import documentation
 from netdef.reference.compare import compare_networks
 from netdef.weights import Checkpoint

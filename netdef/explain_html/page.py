@@ -129,7 +129,7 @@ def page_data(
 
     layers = []
     shown_weights: dict[str, dict] = {}
-    for i, (d, info) in enumerate(zip(described, summary_.layers, strict=True)):
+    for d, info in zip(described, summary_.layers, strict=True):
         own = [w.name for w in own_weights(weights, d["name"], layer_names)]
         via = [[name, index_of[name]] for name in constant_inputs(d, constants) if name in weights]
         for name in own + [name for name, _ in via]:
