@@ -309,18 +309,44 @@
     refreshFolds();
   }
 
+  const READABLE = 0.55; // pixels per graph unit below which labels are too small to read
+  const COMFORTABLE = 0.9;
+
+  function scale() {
+    return svg.getScreenCTM().a;
+  }
+
+  function showAt(cx, cy, pixelsPerUnit) {
+    const box = svg.getBoundingClientRect();
+    const w = box.width / pixelsPerUnit;
+    const h = box.height / pixelsPerUnit;
+    setView({ x: cx - w / 2, y: cy - h / 2, w, h });
+  }
+
   function centreOn(index) {
+    // pan to the node when it is off screen, and zoom in when the labels are too small to read
     const g = nodeOf.get(index);
     if (!g) return;
     const box = toRoot(g.getBBox());
     const cx = box.x + box.w / 2;
     const cy = box.y + box.h / 2;
-    const inside = cx > view.x && cx < view.x + view.w && cy > view.y && cy < view.y + view.h;
-    const readable = Math.min(view.w, 900);
-    if (inside && view.w <= 1400) return;
-    const w = view.w > 1400 ? readable : view.w;
-    const h = (view.h * w) / view.w;
-    setView({ x: cx - w / 2, y: cy - h / 2, w, h });
+    const p = svg.createSVGPoint();
+    p.x = cx;
+    p.y = cy;
+    const screen = p.matrixTransform(svg.getScreenCTM());
+    const pane = svg.getBoundingClientRect();
+    const inside = screen.x > pane.left + 20 && screen.x < pane.right - 20 && screen.y > pane.top + 20 && screen.y < pane.bottom - 20;
+    if (inside && scale() >= READABLE) return;
+    showAt(cx, cy, Math.max(scale(), COMFORTABLE));
+  }
+
+  function startView() {
+    // the whole graph when it is readable so; otherwise its top (the inputs) at a readable size
+    if (scale() >= READABLE) return;
+    const pane = svg.getBoundingClientRect();
+    const w = pane.width / COMFORTABLE;
+    const h = pane.height / COMFORTABLE;
+    setView({ x: home.x + home.w / 2 - w / 2, y: home.y, w, h });
   }
 
   // ------------------------------------------------------------------ the layer panel
@@ -532,6 +558,7 @@
     chart.append(svgEl("line", { class: "axis", x1: m.l, x2: W - m.r, y1: H - m.b, y2: H - m.b }));
     chart.append(svgEl("text", { x: (W + m.l) / 2, y: H - 4, "text-anchor": "middle" }, "layer (depth in the network) →"));
     chart.append(svgEl("line", { class: "tol", x1: m.l, x2: W - m.r, y1: y(cmp.rtol), y2: y(cmp.rtol) }));
+    chart.append(svgEl("text", { x: W - m.r, y: y(cmp.rtol) - 3, "text-anchor": "end", fill: "#d62728" }, `rtol ${cmp.rtol}`));
     if (cmp.first && byName.has(cmp.first)) {
       const fx = x(byName.get(cmp.first));
       chart.append(svgEl("line", { class: "first", x1: fx, x2: fx, y1: m.t, y2: H - m.b }));
@@ -588,6 +615,7 @@
   setupGraph();
   setupPanZoom();
   renderComparison();
+  startView();
   setupKeys();
   const wanted = decodeURIComponent((location.hash.match(/^#layer=(.*)$/) || [])[1] || "");
   if (byName.has(wanted)) select(byName.get(wanted));
