@@ -1,6 +1,7 @@
 // netdef explain --html: the page's behaviour (no libraries). Data: #netdef-data; graph: Graphviz's inline SVG.
 (function () {
   "use strict";
+  const scriptStart = performance.now();
 
   const data = JSON.parse(document.getElementById("netdef-data").textContent);
   const layers = data.layers;
@@ -74,6 +75,7 @@
   // ------------------------------------------------------------------ layer list and search
 
   const listItems = [];
+  const LIST_CHARS = 26; // longer names show their end (the scope's start is in the tooltip and the panel)
 
   function renderList() {
     const list = $("layer-list");
@@ -83,7 +85,7 @@
         { title: `${layer.name} (${layer.type})`, onclick: () => select(i) },
         el("span", { class: "num" }, i),
         el("span", { class: "swatch", style: `background:${colour(layer.type)}` }),
-        layer.name,
+        layer.name.length > LIST_CHARS ? "…" + layer.name.slice(-(LIST_CHARS - 1)) : layer.name,
         el("small", {}, typeText(layer.type)),
       );
       listItems.push(item);
@@ -227,8 +229,11 @@
         if (layer.scope === scope || layer.scope.startsWith(scope + ".")) members.add(i);
       });
       clusters.set(scope, { g, label, members, depth: scope.split(".").length, box: g.getBBox() });
-      label.textContent = "▾ " + scope;
-      label.addEventListener("click", (event) => {
+    }
+    // labels change only after every box is read: a change between two reads would lay the SVG out again
+    for (const [scope, cluster] of clusters) {
+      cluster.label.textContent = "▾ " + scope;
+      cluster.label.addEventListener("click", (event) => {
         event.stopPropagation();
         fold(scope, true);
       });
@@ -422,17 +427,23 @@
   }
 
   function tensorRows(layer) {
+    // a tensor is named after the layer that makes it; its name is shown only where it differs
     const rows = [];
     layer.inputs.forEach((t, i) => {
-      if (t === null) return rows.push([`in ${i}`, "(none)", "", ""]);
-      const from = t.from >= 0 ? layerLink(t.from) : "network input";
-      rows.push([`in ${i}`, el("span", {}, t.name), `${shape(t.shape)} ${t.dtype}`, from]);
+      if (t === null) return rows.push([`in ${i}`, "", "(none)"]);
+      const from = t.from >= 0 ? layerLink(t.from) : `network input ${t.name}`;
+      const renamed = t.from >= 0 && layers[t.from].name !== t.name ? ` (tensor ${t.name})` : "";
+      rows.push([`in ${i}`, `${shape(t.shape)} ${t.dtype}`, ["from ", from, renamed]]);
     });
     layer.outputs.forEach((t, i) => {
       const to = (t.to || []).map((j, n) => [n ? ", " : "", layerLink(j)]);
-      rows.push([`out ${i}`, el("span", {}, t.name), `${shape(t.shape)} ${t.dtype}`, t.output ? ["network output", to.length ? ", " : "", to] : to]);
+      const parts = [];
+      if (t.name !== layer.name) parts.push(`tensor ${t.name}`);
+      if (t.output) parts.push("network output");
+      if (to.length) parts.push(["to ", to]);
+      rows.push([`out ${i}`, `${shape(t.shape)} ${t.dtype}`, parts.map((p, n) => [n ? "; " : "", p])]);
     });
-    return table(rows, ["", "tensor", "shape dtype", "from / to"]);
+    return el("table", { class: "tensors" }, rows.map((cells) => el("tr", {}, cells.map((cell, i) => el("td", { class: ["k", "shape", "v"][i] }, cell)))));
   }
 
   function heatmap(heat) {
@@ -482,7 +493,7 @@
     }
     panel.append(el("h3", {}, "Cost"), table([
       ["FLOPs", flops(layer.flops)],
-      ["weights", layer.params.toLocaleString("en-US")],
+      ["weights", layer.params ? layer.params.toLocaleString("en-US") : "none held by this layer"],
     ]));
     if (layer.weights.length || layer.via.length) {
       const section = el("div", { id: "panel-weights" });
@@ -610,15 +621,12 @@
 
   // ------------------------------------------------------------------ start
 
-  renderHeader();
-  renderList();
-  setupGraph();
-  setupPanZoom();
-  renderComparison();
-  startView();
-  setupKeys();
+  for (const [step, run] of Object.entries({ renderHeader, renderList, setupGraph, setupPanZoom, renderComparison, startView, setupKeys })) {
+    run();
+    performance.mark("netdef:" + step); // read by benchmarks/explain_html.py
+  }
   const wanted = decodeURIComponent((location.hash.match(/^#layer=(.*)$/) || [])[1] || "");
   if (byName.has(wanted)) select(byName.get(wanted));
-  window.netdefExplain = { select, layers, ready: performance.now() };
+  window.netdefExplain = { select, layers, scriptStart, ready: performance.now() };
   document.documentElement.dataset.ready = "true";
 })();
