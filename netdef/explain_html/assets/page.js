@@ -245,13 +245,24 @@
     });
     const overlay = svgEl("g", { class: "folds" });
     root.append(overlay);
-    $("collapse-all").addEventListener("click", () => {
-      const deepest = Math.max(0, ...[...clusters.values()].map((c) => c.depth));
-      for (const [scope, cluster] of clusters) if (cluster.depth === deepest) folded.add(scope);
+    const depths = new Map(); // depth -> an example scope
+    for (const [scope, cluster] of clusters) if (!depths.has(cluster.depth)) depths.set(cluster.depth, scope);
+    const choose = $("fold-depth");
+    choose.append(el("option", { value: "0" }, depths.size ? "Fold scopes…" : "No scopes to fold"));
+    for (const depth of [...depths.keys()].sort((a, b) => a - b)) {
+      const example = depths.get(depth);
+      const shown = example.length > 34 ? "…" + example.slice(-33) : example;
+      choose.append(el("option", { value: String(depth) }, `like ${shown} (depth ${depth})`));
+    }
+    choose.addEventListener("change", () => {
+      folded.clear();
+      const depth = Number(choose.value);
+      for (const [scope, cluster] of clusters) if (cluster.depth === depth) folded.add(scope);
       refreshFolds();
     });
     $("expand-all").addEventListener("click", () => {
       folded.clear();
+      choose.value = "0";
       refreshFolds();
     });
   }
@@ -288,11 +299,13 @@
       cluster.g.style.display = outer !== null && outer !== scope ? "none" : "";
       if (outer !== scope) continue;
       const box = cluster.box;
+      const label = `▸ ${scope.split(".").pop()} · ${cluster.members.size} layers`;
+      // as large as the box allows, so a folded block stays legible when zoomed out
+      const size = Math.max(12, Math.min(box.width / (0.62 * label.length), box.height / 4));
       const group = svgEl("g", { class: "folded" });
       group.append(
         svgEl("rect", { x: box.x, y: box.y, width: box.width, height: box.height, rx: 6 }),
-        svgEl("text", { x: box.x + box.width / 2, y: box.y + Math.min(box.height / 2, 24), "text-anchor": "middle" },
-          `▸ ${scope} · ${cluster.members.size} layers`),
+        svgEl("text", { x: box.x + box.width / 2, y: box.y + Math.min(box.height / 2, size * 1.8) + size / 3, "text-anchor": "middle", "font-size": size.toFixed(1) }, label),
         svgEl("title", {}, `${scope}: ${cluster.members.size} layers folded; click to unfold`),
       );
       group.addEventListener("click", (event) => {
@@ -485,7 +498,9 @@
       el("p", { class: "semantics" }, data.semantics[layer.type] || ""),
     );
     if (data.docs[layer.type]) {
-      panel.append(el("h3", {}, "What TensorRT computes"), el("pre", { class: "doc", id: "panel-formula" }, data.docs[layer.type]));
+      // the docstring's paragraphs, re-flowed to the panel's width
+      const paragraphs = data.docs[layer.type].split(/\n\s*\n/).map((p) => el("p", {}, p.split(/\s*\n\s*/).join(" ")));
+      panel.append(el("h3", {}, "What TensorRT computes"), el("div", { class: "doc", id: "panel-formula" }, paragraphs));
     }
     panel.append(el("h3", {}, "Inputs and outputs"), tensorRows(layer));
     if (layer.settings.length) {
@@ -567,7 +582,12 @@
     }
     chart.append(svgEl("line", { class: "axis", x1: m.l, x2: m.l, y1: m.t, y2: H - m.b }));
     chart.append(svgEl("line", { class: "axis", x1: m.l, x2: W - m.r, y1: H - m.b, y2: H - m.b }));
-    chart.append(svgEl("text", { x: (W + m.l) / 2, y: H - 4, "text-anchor": "middle" }, "layer (depth in the network) →"));
+    chart.append(svgEl("text", { x: W - m.r, y: H - m.b - 4, "text-anchor": "end" }, "layer index (depth in the network) →"));
+    const every = [1, 2, 5, 10, 20, 50, 100, 200].find((n) => (layers.length / n) * 40 < W - m.l - m.r) || 500;
+    for (let i = 0; i < layers.length; i += every) {
+      chart.append(svgEl("line", { class: "axis", x1: x(i), x2: x(i), y1: H - m.b, y2: H - m.b + 3 }));
+      chart.append(svgEl("text", { x: x(i), y: H - m.b + 12, "text-anchor": "middle" }, i));
+    }
     chart.append(svgEl("line", { class: "tol", x1: m.l, x2: W - m.r, y1: y(cmp.rtol), y2: y(cmp.rtol) }));
     chart.append(svgEl("text", { x: W - m.r, y: y(cmp.rtol) - 3, "text-anchor": "end", fill: "#d62728" }, `rtol ${cmp.rtol}`));
     if (cmp.first && byName.has(cmp.first)) {
