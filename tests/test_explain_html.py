@@ -152,6 +152,25 @@ def test_usage_errors(monkeypatch, capsys, tmp_path, digit):
     assert code == 1 and "--compare needs --weights" in err
 
 
+def test_an_engine_file_is_explained_from_its_recorded_definition(monkeypatch, capsys, tmp_path, lenet_weights):
+    from netdef import backend
+
+    caps = backend.capabilities()
+    if not caps.can_build:
+        pytest.skip(f"engines cannot be built here: {caps.reason}")
+    needs_graphviz()
+    engine = tmp_path / "lenet.engine"
+    code, _, err = netdef(monkeypatch, capsys, "build", "lenet", "-w", lenet_weights, "-o", engine, "-p", "fp16", "-q")
+    assert code == 0, err
+    code, out, err = netdef(monkeypatch, capsys, "explain", engine)
+    assert code == 0, err
+    assert f"{engine} (fp16, network defined again from" in " ".join(out.split())
+    code, out, err = netdef(monkeypatch, capsys, "explain", engine, "--html", tmp_path / "engine.html")
+    assert code == 0, err
+    data = page_json(tmp_path / "engine.html")
+    assert data["precision"] == "fp16" and data["weights"]["conv1.weight"]["dtype"] == "fp16"
+
+
 # ---------------------------------------------------------------------------------------------- the text form
 
 
@@ -270,4 +289,26 @@ def test_search_fold_and_screenshot(browser, lenet_page):
     pixels = np.asarray(Image.open(io.BytesIO(browser.get_screenshot_as_png())).convert("L"), np.float32)
     assert pixels.std() > 20, "the screenshot is not blank"
     assert len(np.unique(pixels)) > 50
+    assert headless_chromium.console_errors(browser) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", ["resnet152", "vit_b_16"])
+def test_the_largest_graphs_open_and_a_deep_layer_can_be_selected(browser, tmp_path, arch):
+    from random_weights import random_checkpoint
+    from selenium.webdriver.common.by import By
+
+    from netdef.explain_html import write_page
+
+    needs_graphviz()
+    network = architectures.get(arch).build_network(random_checkpoint(arch, 0), batch=1)
+    result = write_page(network, tmp_path / f"{arch}.html")
+    assert result.size < 5e6
+    open_page(browser, result.path)
+    deep = result.layers - 5
+    name = network.trt_network.get_layer(deep).name
+    browser.execute_script("window.netdefExplain.select(arguments[0])", deep)
+    assert browser.find_element(By.ID, "panel-name").text == name
+    node = browser.find_element(By.CSS_SELECTOR, f'#graph g.node[data-layer="{deep}"]')
+    assert "selected" in node.get_attribute("class") and node.is_displayed()
     assert headless_chromium.console_errors(browser) == []

@@ -7,9 +7,11 @@ and outputs) and clusters their scope label (``layer1.0``); the page's script fi
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from netdef.errors import NetdefError
-from netdef.inspect import NetworkSummary, render_dot, to_dot
+from netdef.explain_html.model import short_dtype
+from netdef.inspect import NetworkSummary, TensorInfo, render_dot, to_dot
 
 _PROLOG = re.compile(r"^.*?(?=<svg\b)", re.DOTALL)
 _SIZE = re.compile(r'<svg width="[^"]*" height="[^"]*"')
@@ -22,9 +24,23 @@ def graph_svg(summary: NetworkSummary) -> str:
     Raises :class:`NetdefError` saying how to install Graphviz when ``dot`` is missing.
     """
     try:
-        svg = render_dot(to_dot(summary, clusters=True, dtypes=True), "svg").decode("utf-8")
+        svg = render_dot(to_dot(_short_dtypes(summary), clusters=True, dtypes=True), "svg").decode("utf-8")
     except NetdefError as exc:
         raise NetdefError(f"the page's graph is laid out by Graphviz: {exc}") from None
     svg = _PROLOG.sub("", svg, count=1)
     svg = _COMMENT.sub("", svg)
     return _SIZE.sub('<svg id="graph-svg"', svg, count=1)
+
+
+def _short_dtypes(summary: NetworkSummary) -> NetworkSummary:
+    """The summary with ``fp32``/``fp16`` for ``float32``/``float16``, as the rest of the page writes them."""
+
+    def short(tensor: TensorInfo) -> TensorInfo:
+        return replace(tensor, dtype=short_dtype(tensor.dtype))
+
+    return replace(
+        summary,
+        inputs=[short(t) for t in summary.inputs],
+        outputs=[short(t) for t in summary.outputs],
+        layers=[replace(layer, outputs=tuple(short(t) for t in layer.outputs)) for layer in summary.layers],
+    )
