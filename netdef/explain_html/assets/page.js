@@ -204,6 +204,14 @@
     return { x: p.x, y: p.y, w: box.width * rootMatrix.a, h: box.height * rootMatrix.d };
   }
 
+  function endName(node) {
+    // a Graphviz node name (L12, in0, out0) as the page names it
+    const index = nodeLayer(node);
+    if (index >= 0) return layers[index].name;
+    const io = data.io.filter((t) => t.mode === (node.startsWith("in") ? "input" : "output"))[Number(node.replace(/\D+/, ""))];
+    return io ? `${io.mode} ${io.name}` : node;
+  }
+
   function nodeLayer(name) {
     return name[0] === "L" ? Number(name.slice(1)) : -1;
   }
@@ -231,7 +239,14 @@
       clusters.set(scope, { g, label, members, depth: scope.split(".").length, box: g.getBBox() });
     }
     // labels change only after every box is read: a change between two reads would lay the SVG out again
+    for (const [i, g] of nodeOf) g.querySelector("title").textContent = `${layers[i].name} (${typeText(layers[i].type)}): click for details`;
+    for (const g of root.querySelectorAll("g.node")) {
+      const title = g.querySelector("title");
+      if (g.dataset.layer === undefined) title.textContent = `network ${endName(title.textContent)}`;
+    }
+    for (const edge of edges) edge.g.querySelector("title").textContent = `${endName(edge.from)} → ${endName(edge.to)}`;
     for (const [scope, cluster] of clusters) {
+      cluster.g.querySelector("title").textContent = `${scope}: ${cluster.members.size} layers (click the label to fold)`;
       cluster.label.textContent = "▾ " + scope;
       cluster.label.addEventListener("click", (event) => {
         event.stopPropagation();
