@@ -183,7 +183,7 @@ def explain(
 
     if html is None and (input_path is not None or compare_with is not None):
         raise ValueError("--input and --compare are for the page: add --html FILE")
-    network, label = _explain_network(target, weights, precision, batch, calibration)
+    network, label = _explain_network(target, weights, precision, batch, calibration if precision == "int8" else None)
     if html is not None:
         _write_explain_page(target, network, weights, html, input_path, compare_with, calibration)
         return
@@ -238,7 +238,9 @@ def _write_explain_page(target, network, weights, html: Path, input_path, compar
             raise ValueError("--compare needs an architecture name (an engine's network has one precision)")
         if weights is None:
             raise ValueError("--compare needs --weights: on the zeros that stand in for weights every error is 0")
-        tested, _ = _network(target, weights, compare_with, _batch_of(network), calibration)
+        tested, _ = _network(
+            target, weights, compare_with, _batch_of(network), calibration if compare_with == "int8" else None
+        )
         sample = inputs if inputs is not None else random_inputs(network, batch=1, seed=0)
         source = str(input_path) if input_path is not None else "1 random sample, seed 0"
         rtol = max(_DEFAULT_RTOL.get(compare_with, 1e-2), _DEFAULT_RTOL.get(against, 1e-2))

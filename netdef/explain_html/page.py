@@ -182,9 +182,10 @@ def page_data(
 
 
 def _formula(doc: str, line: str) -> str:
-    """The documentation after its first paragraph when that paragraph is the one-line semantics."""
+    """The documentation after its first paragraph when that paragraph is the one-line semantics
+    (the page shows that line already; empty when the documentation is that line alone)."""
     first, _, rest = doc.strip().partition("\n\n")
-    return rest.strip() if " ".join(first.split()) == " ".join(line.split()) and rest.strip() else doc
+    return rest.strip() if " ".join(first.split()) == " ".join(line.split()) else doc
 
 
 def _tensor(t: dict, *, producer: int | None = None, to: list[int] | None = None, output: bool = False) -> dict:
