@@ -446,7 +446,9 @@
     const sources = weight.sources.length
       ? el("div", { class: "sources" }, weight.role === "derived" ? "computed from " : "checkpoint key ",
         weight.sources.map((key, i) => [i ? ", " : "", el("code", {}, key)]))
-      : el("div", { class: "sources" }, "a constant of the definition (not in the checkpoint)");
+      : el("div", { class: "sources" }, weight.role === "scale"
+        ? "an INT8 quantization scale (from the calibration, not the checkpoint)"
+        : "a constant of the definition (not in the checkpoint)");
     return el("div", { class: "weight" },
       el("div", {}, el("span", { class: "wname" }, name), " ", el("span", { class: "wshape" }, `${shape(weight.shape)} ${weight.dtype}`),
         el("span", { class: `role ${weight.role}` }, weight.role)),
