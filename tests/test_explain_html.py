@@ -286,6 +286,10 @@ def test_search_fold_and_screenshot(browser, lenet_page):
     browser.execute_script("arguments[0].dispatchEvent(new MouseEvent('click', {bubbles: true}))", folded[0])
     assert not browser.find_elements(By.CSS_SELECTOR, "#graph g.folded")
 
+    browser.get("about:blank")
+    browser.get(lenet_page.resolve().as_uri() + "#layer=fc1.bias_add")
+    assert browser.find_element(By.ID, "panel-name").text == "fc1.bias_add", "a link can point at a layer"
+
     pixels = np.asarray(Image.open(io.BytesIO(browser.get_screenshot_as_png())).convert("L"), np.float32)
     assert pixels.std() > 20, "the screenshot is not blank"
     assert len(np.unique(pixels)) > 50
