@@ -171,6 +171,37 @@ def test_an_engine_file_is_explained_from_its_recorded_definition(monkeypatch, c
     assert data["precision"] == "fp16" and data["weights"]["conv1.weight"]["dtype"] == "fp16"
 
 
+def test_summaries_of_arrays():
+    import base64
+
+    from netdef.explain_html.stats import HISTOGRAM_SAMPLE, heatmap, summary
+
+    values = np.array([1.0, 2.0, np.nan, 3.0, np.inf, 4.0], np.float32)
+    stats = summary(values)
+    assert (stats["min"], stats["max"], stats["mean"], stats["nonfinite"]) == (1.0, 4.0, 2.5, 2)
+    assert sum(stats["hist"]) == 4 and stats["step"] == 1
+    big = np.arange(3 * HISTOGRAM_SAMPLE, dtype=np.float32)
+    stats = summary(big)
+    assert (
+        stats["step"] == 3
+        and sum(stats["hist"]) == HISTOGRAM_SAMPLE
+        and stats["max"] == pytest.approx(big.max(), rel=1e-3)
+    )
+    assert summary(np.zeros(0))["hist"] == []
+    constant = summary(np.full(5, 7.0))
+    assert sum(constant["hist"]) == 5 and constant["std"] == 0 and constant["range"] == [7.0, 7.0]
+
+    activation = np.zeros((2, 3, 64, 40), np.float32)
+    activation[0, 1] = np.arange(64 * 40, dtype=np.float32).reshape(64, 40)  # channel 1 has the largest spread
+    heat = heatmap(activation)
+    assert (heat["channel"], heat["channels"], heat["height"], heat["width"]) == (1, 3, 64, 40)
+    assert (heat["rows"], heat["cols"]) == (32, 20)  # 2x2 blocks
+    cells = np.frombuffer(base64.b64decode(heat["cells"]), np.uint8).reshape(32, 20)
+    assert cells[0, 0] == 0 and cells[-1, -1] == 255 and np.all(np.diff(cells.astype(int), axis=1) >= 0)
+    assert heat["min"] == pytest.approx(activation[0, 1, :2, :2].mean())
+    assert heatmap(np.zeros((1, 10))) is None
+
+
 # ---------------------------------------------------------------------------------------------- the text form
 
 
