@@ -125,7 +125,7 @@ def page_data(
     constants = {d["name"] for d in described if d["type"] == "CONSTANT"}
     folded = folded_into(network)
     activations = _activations(network, inputs, skip=constants) if inputs is not None else {}
-    parents = {name.rsplit(".", 1)[0] for name in names if "." in name}
+    parents = {name.rsplit(".", 1)[0] for name in names if "." in name}  # scopes as netdef.inspect boxes them
 
     layers = []
     shown_weights: dict[str, dict] = {}
