@@ -145,6 +145,17 @@ def reference_fp16_report(weights: Path, x: np.ndarray):
     return compare_networks(fp16, fp32, {"input": x}, rtol=1e-2)
 
 
+def test_layer_option_picks_the_layer_the_page_opens_on(monkeypatch, capsys, tmp_path):
+    needs_graphviz()
+    path = tmp_path / "lenet.html"
+    code, _, err = netdef(monkeypatch, capsys, "explain", "lenet", "--html", path, "--layer", "fc1")
+    assert code == 0, err
+    assert page_json(path)["select"] == "fc1"
+    code, _, err = netdef(monkeypatch, capsys, "explain", "lenet", "--html", tmp_path / "x.html", "--layer", "fc_1")
+    assert code == 1 and "has no layer named 'fc_1'; did you mean" in err
+    assert not (tmp_path / "x.html").exists()
+
+
 def test_usage_errors(monkeypatch, capsys, tmp_path, digit):
     code, _, err = netdef(monkeypatch, capsys, "explain", "lenet", "--input", digit)
     assert code == 1 and "--input and --compare are for the page: add --html FILE" in err

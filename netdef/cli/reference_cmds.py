@@ -150,7 +150,8 @@ def explain(
     precision: Annotated[str, typer.Option("--precision", "-p", help="fp32, fp16, bf16 or int8.")] = "fp32",
     batch: Annotated[int, typer.Option(help="Batch size the shapes are shown for (-1: dynamic).")] = 1,
     layer: Annotated[
-        str | None, typer.Option("--layer", "-l", help="Explain only this layer, with its full semantics.")
+        str | None,
+        typer.Option("--layer", "-l", help="Explain only this layer, in full (with --html: the layer shown first)."),
     ] = None,
     full: Annotated[
         bool, typer.Option("--full", help="The long form: every layer's tensors, weights, settings.")
@@ -185,20 +186,16 @@ def explain(
         raise ValueError("--input and --compare are for the page: add --html FILE")
     network, label = _explain_network(target, weights, precision, batch, calibration if precision == "int8" else None)
     if html is not None:
-        _write_explain_page(target, network, weights, html, input_path, compare_with, calibration)
+        if layer is not None:
+            _layer_index(network, layer, label)
+        _write_explain_page(target, network, weights, html, input_path, compare_with, calibration, layer)
         return
     trt_network = network.trt_network
     described = [describe_layer(trt_network.get_layer(i)) for i in range(trt_network.num_layers)]
     if layer is not None:
-        by_name = {d["name"]: (i, d) for i, d in enumerate(described)}
-        if layer not in by_name:
-            import difflib
-
-            near = difflib.get_close_matches(layer, list(by_name), n=5, cutoff=0.5)
-            hint = f"; did you mean {', '.join(near)}?" if near else f" (layers: {', '.join(list(by_name)[:8])}...)"
-            raise ValueError(f"{label} ({network.precision}) has no layer named {layer!r}{hint}")
-        index, info = by_name[layer]
-        _print_layer(index, info, network, set(by_name), full_doc=documentation(info["type"]))
+        index = _layer_index(network, layer, label)
+        info = described[index]
+        _print_layer(index, info, network, {d["name"] for d in described}, full_doc=documentation(info["type"]))
         return
     inputs = ", ".join(_tensor_text(t) for t in network.io_tensors())
     console.print(f"[bold]{escape(label)}[/] {network.precision}: {len(described)} layers; {escape(inputs)}\n")
@@ -218,8 +215,22 @@ def explain(
     )
 
 
-def _write_explain_page(target, network, weights, html: Path, input_path, compare_with, calibration) -> None:
-    """``explain --html``: the page, with activations on ``input_path`` and errors of ``compare_with``."""
+def _layer_index(network, layer: str, label: str) -> int:
+    """The index of the layer named ``layer``; a misspelt name is an error with suggestions."""
+    trt_network = network.trt_network
+    names = [trt_network.get_layer(i).name for i in range(trt_network.num_layers)]
+    if layer in names:
+        return names.index(layer)
+    import difflib
+
+    near = difflib.get_close_matches(layer, names, n=5, cutoff=0.5)
+    hint = f"; did you mean {', '.join(near)}?" if near else f" (layers: {', '.join(names[:8])}...)"
+    raise ValueError(f"{label} ({network.precision}) has no layer named {layer!r}{hint}")
+
+
+def _write_explain_page(target, network, weights, html: Path, input_path, compare_with, calibration, layer) -> None:
+    """``explain --html``: the page, with activations on ``input_path``, errors of ``compare_with``, and
+    ``layer`` (a name) selected when it opens."""
     from netdef.explain_html import write_page
     from netdef.reference import ReferenceExecutor
     from netdef.reference.compare import compare_networks, random_inputs
@@ -255,6 +266,7 @@ def _write_explain_page(target, network, weights, html: Path, input_path, compar
         input_label=str(input_path) if input_path is not None else "the input",
         comparison=comparison,
         comparing=comparing,
+        select=layer,
         checkpoint=str(weights) if weights is not None else "zeros (no --weights)",
     )
     seconds = time.perf_counter() - started

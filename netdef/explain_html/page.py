@@ -46,6 +46,7 @@ def write_page(
     input_label: str = "the input",
     comparison: Any = None,
     comparing: tuple[str, str] = ("tested", "reference"),
+    select: str | None = None,
     checkpoint: str | None = None,
 ) -> PageResult:
     """Write the page explaining ``network`` (a netdef ``Network``) to ``path``.
@@ -53,7 +54,8 @@ def write_page(
     ``inputs``: run the reference executor on them and show each layer's output statistics.
     ``comparison``: a :class:`~netdef.reference.compare.ComparisonReport` of another precision
     against ``network``, drawn as a per-layer error plot; ``comparing`` names its two sides
-    (``("fp16", "fp32")``). ``checkpoint`` is shown in the header.
+    (``("fp16", "fp32")``). ``select``: the name of the layer shown when the page opens.
+    ``checkpoint`` is shown in the header.
     """
     html = render_page(
         network,
@@ -61,6 +63,7 @@ def write_page(
         input_label=input_label,
         comparison=comparison,
         comparing=comparing,
+        select=select,
         checkpoint=checkpoint,
     )
     path = Path(path)
@@ -77,6 +80,7 @@ def render_page(
     input_label: str = "the input",
     comparison: Any = None,
     comparing: tuple[str, str] = ("tested", "reference"),
+    select: str | None = None,
     checkpoint: str | None = None,
 ) -> str:
     """The page's HTML text (see :func:`write_page`)."""
@@ -85,6 +89,7 @@ def render_page(
         network, summary_, inputs=inputs, input_label=input_label, comparison=comparison, comparing=comparing
     )
     data["checkpoint"] = checkpoint
+    data["select"] = select
     return _fill(
         _asset("page.html"),
         {

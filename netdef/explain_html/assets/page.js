@@ -664,6 +664,7 @@
   }
   const wanted = decodeURIComponent((location.hash.match(/^#layer=(.*)$/) || [])[1] || "");
   if (byName.has(wanted)) select(byName.get(wanted));
+  else if (byName.has(data.select)) select(byName.get(data.select));
   window.netdefExplain = { select, layers, scriptStart, ready: performance.now() };
   document.documentElement.dataset.ready = "true";
 })();
