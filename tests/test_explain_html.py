@@ -145,6 +145,20 @@ def reference_fp16_report(weights: Path, x: np.ndarray):
     return compare_networks(fp16, fp32, {"input": x}, rtol=1e-2)
 
 
+def test_without_graphviz_the_page_says_why_it_has_no_graph(monkeypatch, capsys, tmp_path):
+    from netdef import inspect as netdef_inspect
+
+    real_which = shutil.which
+    monkeypatch.setattr(netdef_inspect.shutil, "which", lambda name: None if name == "dot" else real_which(name))
+    path = tmp_path / "lenet.html"
+    code, out, err = netdef(monkeypatch, capsys, "explain", "lenet", "--html", path)
+    assert code == 0, err
+    assert "the page has no graph: the page's graph is laid out by Graphviz" in " ".join(out.split())
+    html = path.read_text(encoding="utf-8")
+    assert '<svg id="graph-svg"' in html and "Graphviz's `dot` is not installed" in html
+    assert len(page_json(path)["layers"]) == 15
+
+
 def test_layer_option_picks_the_layer_the_page_opens_on(monkeypatch, capsys, tmp_path):
     needs_graphviz()
     path = tmp_path / "lenet.html"

@@ -274,6 +274,8 @@ def _write_explain_page(target, network, weights, html: Path, input_path, compar
         f"wrote {escape(str(result.path))}: {result.layers} layers, {result.size / 1e6:.2f} MB in {seconds:.1f} s "
         "(one self-contained file; open it in a browser)"
     )
+    if result.note:
+        console.print(f"[yellow]note:[/] the page has no graph: {escape(result.note)}")
     if comparison is not None:
         console.print(escape(comparison.summary()))
 

@@ -2,11 +2,13 @@
 
 Nodes keep Graphviz's ``<title>`` (``L12`` for layer 12, ``in0``/``out0`` for the network's inputs
 and outputs) and clusters their scope label (``layer1.0``); the page's script finds them by these.
+Where Graphviz cannot lay the graph out, :func:`placeholder_svg` says why in its place.
 """
 
 from __future__ import annotations
 
 import re
+import textwrap
 from dataclasses import replace
 
 from netdef.errors import NetdefError
@@ -30,6 +32,22 @@ def graph_svg(summary: NetworkSummary) -> str:
     svg = _PROLOG.sub("", svg, count=1)
     svg = _COMMENT.sub("", svg)
     return _SIZE.sub('<svg id="graph-svg"', svg, count=1)
+
+
+def placeholder_svg(message: str) -> str:
+    """An SVG in the graph's place that shows ``message`` (the list and the panel work without a graph)."""
+    lines = textwrap.wrap(message, 90, break_on_hyphens=False)
+    texts = "".join(
+        f'<text x="10" y="{24 + 18 * n}" font-family="sans-serif" font-size="13">{_escape(line)}</text>'
+        for n, line in enumerate(lines)
+    )
+    height = 40 + 18 * len(lines)
+    svg = f'<svg id="graph-svg" viewBox="0 0 700 {height}" xmlns="http://www.w3.org/2000/svg">'
+    return svg + f'<g class="graph">{texts}</g></svg>'
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _short_dtypes(summary: NetworkSummary) -> NetworkSummary:

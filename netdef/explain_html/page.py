@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from netdef.explain_html.graph import graph_svg
+from netdef.errors import NetdefError
+from netdef.explain_html.graph import graph_svg, placeholder_svg
 from netdef.explain_html.model import (
     constant_inputs,
     folded_into,
@@ -36,6 +37,8 @@ class PageResult:
     size: int
     """Bytes written."""
     layers: int
+    note: str | None = None
+    """Why the page has no graph (Graphviz missing or failing), or None."""
 
 
 def write_page(
@@ -57,7 +60,7 @@ def write_page(
     (``("fp16", "fp32")``). ``select``: the name of the layer shown when the page opens.
     ``checkpoint`` is shown in the header.
     """
-    html = render_page(
+    html, note = _render(
         network,
         inputs=inputs,
         input_label=input_label,
@@ -70,10 +73,15 @@ def write_page(
     path.parent.mkdir(parents=True, exist_ok=True)
     encoded = html.encode("utf-8")
     path.write_bytes(encoded)
-    return PageResult(path, len(encoded), network.trt_network.num_layers)
+    return PageResult(path, len(encoded), network.trt_network.num_layers, note)
 
 
-def render_page(
+def render_page(network: Any, **options: Any) -> str:
+    """The page's HTML text (``options`` as for :func:`write_page`)."""
+    return _render(network, **options)[0]
+
+
+def _render(
     network: Any,
     *,
     inputs: dict[str, np.ndarray] | None = None,
@@ -82,24 +90,30 @@ def render_page(
     comparing: tuple[str, str] = ("tested", "reference"),
     select: str | None = None,
     checkpoint: str | None = None,
-) -> str:
-    """The page's HTML text (see :func:`write_page`)."""
+) -> tuple[str, str | None]:
+    """The page's HTML text, and why it has no graph (None when it has one)."""
     summary_ = inspect_network(network)
     data = page_data(
         network, summary_, inputs=inputs, input_label=input_label, comparison=comparison, comparing=comparing
     )
     data["checkpoint"] = checkpoint
     data["select"] = select
-    return _fill(
+    try:
+        graph, note = graph_svg(summary_), None
+    except NetdefError as exc:
+        note = f"{exc}; the layer list and the panel work without it"
+        graph = placeholder_svg(note)
+    html = _fill(
         _asset("page.html"),
         {
             "TITLE": _escape_html(f"{data['name']} ({data['precision']}): netdef explain"),
             "STYLE": _asset("page.css"),
             "SCRIPT": _asset("page.js"),
-            "GRAPH": graph_svg(summary_),
+            "GRAPH": graph,
             "DATA": json.dumps(data, separators=(",", ":"), allow_nan=False).replace("</", "<\\/"),
         },
     )
+    return html, note
 
 
 def page_data(
