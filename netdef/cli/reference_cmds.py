@@ -100,6 +100,7 @@ def _print_layer_table(described: list[dict], network) -> None:
     """One line per layer: name, type and settings, inputs, output, weights and FLOPs; then each type's semantics."""
     from collections import Counter
 
+    from rich.console import JustifyMethod
     from rich.table import Table
 
     from netdef.explain_html.model import shape_text, short_dtype
@@ -108,10 +109,11 @@ def _print_layer_table(described: list[dict], network) -> None:
 
     summary = inspect_network(network)
     table = Table(box=None, pad_edge=False, show_edge=False)
-    for header, justify in [
+    columns: list[tuple[str, JustifyMethod]] = [
         ("#", "right"), ("layer", "left"), ("type", "left"), ("settings", "left"), ("inputs", "left"),
         ("output", "left"), ("weights", "right"), ("FLOPs", "right"),
-    ]:  # fmt: skip
+    ]  # fmt: skip
+    for header, justify in columns:
         table.add_column(header, justify=justify)
     for info, layer in zip(summary.layers, described, strict=True):
         out = layer["outputs"][0] if layer["outputs"] else None

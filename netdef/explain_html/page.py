@@ -150,7 +150,7 @@ def page_data(
     shown_weights: dict[str, dict] = {}
     for d, info in zip(described, summary_.layers, strict=True):
         own = [w.name for w in own_weights(weights, d["name"], layer_names)]
-        via = [[name, index_of[name]] for name in constant_inputs(d, constants) if name in weights]
+        via = [(name, index_of[name]) for name in constant_inputs(d, constants) if name in weights]
         for name in own + [name for name, _ in via]:
             if name not in shown_weights:
                 shown_weights[name] = _weight_data(weights[name])
@@ -270,7 +270,7 @@ def _finite(value: float) -> float | None:
 
 
 def _asset(name: str) -> str:
-    return resources.files("netdef.explain_html").joinpath("assets", name).read_text(encoding="utf-8")
+    return resources.files("netdef.explain_html").joinpath("assets").joinpath(name).read_text(encoding="utf-8")
 
 
 def _fill(template: str, values: dict[str, str]) -> str:
