@@ -330,6 +330,7 @@ def test_search_fold_and_screenshot(browser, lenet_page):
     search.send_keys(Keys.ENTER)
     assert browser.find_element(By.ID, "panel-name").text == "max_pool"
 
+    browser.find_element(By.ID, "zoom-fit").click()  # the whole graph in view
     label = browser.find_element(By.XPATH, "//*[local-name()='g'][@class='cluster']/*[local-name()='text']")
     scope = label.text.lstrip("▾ ")
     label.click()
