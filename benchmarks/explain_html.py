@@ -6,8 +6,8 @@ Measured, as ratios to the targets:
   text ``netdef explain resnet50 -w CK`` (target <= 3x); both run in this process through the CLI,
   alternating, after one warm-up run of each (imports), each defining the network from the checkpoint;
 - the time from navigation to an interactive graph in headless Chromium (target <= 2 s): the page's
-  script records ``performance.now()`` when its graph, list and panel handlers are set up, which is
-  the time since the navigation started (``file://``, a fresh load each run);
+  script records ``performance.now()`` (time since the navigation started; ``file://``, a fresh load
+  each run) once its graph, list and panel handlers are set up and the next frame has been painted;
 - for ResNet-152 and ViT-B/16 (the largest graphs): page size, time to interactive and the time to
   select a layer deep in the network (panel drawn, graph panned to it).
 
@@ -67,13 +67,11 @@ def write_times(checkpoint: Path, page: Path, runs: int) -> dict:
 
 
 def browser_times(driver, page: Path, runs: int, deep_layer: int | None = None) -> dict:
-    from headless_chromium import console_errors
+    from headless_chromium import console_errors, open_page
 
     ready, select = [], []
     for _ in range(runs):
-        driver.get("about:blank")
-        driver.get(page.resolve().as_uri())
-        ready.append(driver.execute_script("return window.netdefExplain.ready") / 1000)
+        ready.append(open_page(driver, page))
         if deep_layer is not None:
             select.append(
                 driver.execute_script(

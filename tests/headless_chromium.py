@@ -43,3 +43,16 @@ def start(width: int = 1400, height: int = 900):
 def console_errors(driver) -> list[str]:
     """The browser console's error messages since the last call (SEVERE entries)."""
     return [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+
+
+def open_page(driver, path, fragment: str = "", timeout: float = 30) -> float:
+    """Load ``path`` afresh and wait until the explain page is ready (its first frame painted);
+    the seconds from navigation to ready, as the page measured them."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.get("about:blank")
+    driver.get(path.resolve().as_uri() + fragment)
+    WebDriverWait(driver, timeout).until(
+        lambda d: d.execute_script("return document.documentElement.dataset.ready === 'true'")
+    )
+    return driver.execute_script("return window.netdefExplain.ready") / 1000

@@ -269,10 +269,8 @@ def browser():
     driver.quit()
 
 
-def open_page(browser, path: Path) -> None:
-    browser.get(path.resolve().as_uri())
-    ready = browser.execute_script("return document.documentElement.dataset.ready === 'true'")
-    assert ready, "the page's script finished setting up"
+def open_page(browser, path: Path, fragment: str = "") -> None:
+    headless_chromium.open_page(browser, path, fragment)
 
 
 def test_page_opens_without_console_errors_and_a_click_shows_the_layer(browser, lenet_page, lenet_weights):
@@ -343,8 +341,7 @@ def test_search_fold_and_screenshot(browser, lenet_page):
     browser.execute_script("arguments[0].dispatchEvent(new MouseEvent('click', {bubbles: true}))", folded[0])
     assert not browser.find_elements(By.CSS_SELECTOR, "#graph g.folded")
 
-    browser.get("about:blank")
-    browser.get(lenet_page.resolve().as_uri() + "#layer=fc1.bias_add")
+    open_page(browser, lenet_page, "#layer=fc1.bias_add")
     assert browser.find_element(By.ID, "panel-name").text == "fc1.bias_add", "a link can point at a layer"
 
     pixels = np.asarray(Image.open(io.BytesIO(browser.get_screenshot_as_png())).convert("L"), np.float32)

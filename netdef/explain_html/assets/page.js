@@ -238,6 +238,9 @@
       });
       clusters.set(scope, { g, label, members, depth: scope.split(".").length, box: g.getBBox() });
     }
+    // every size the start needs, read in this one layout pass
+    const plot = $("compare-plot-box");
+    measured = { scale: scale(), pane: svg.getBoundingClientRect(), plot: [plot.clientWidth, plot.clientHeight] };
     // labels change only after every box is read: a change between two reads would lay the SVG out again
     for (const [i, g] of nodeOf) g.querySelector("title").textContent = `${layers[i].name} (${typeText(layers[i].type)}): click for details`;
     for (const g of root.querySelectorAll("g.node")) {
@@ -373,10 +376,12 @@
     showAt(cx, cy, Math.max(scale(), COMFORTABLE));
   }
 
+  let measured = null; // sizes read once while the page starts (see setupGraph)
+
   function startView() {
     // the whole graph when it is readable so; otherwise its top (the inputs) at a readable size
-    if (scale() >= READABLE) return;
-    const pane = svg.getBoundingClientRect();
+    if (measured.scale >= READABLE) return;
+    const pane = measured.pane;
     const w = pane.width / COMFORTABLE;
     const h = pane.height / COMFORTABLE;
     setView({ x: home.x + home.w / 2 - w / 2, y: home.y, w, h });
@@ -561,7 +566,8 @@
   const comparisonRows = new Map(); // layer index -> [layer, max_abs, max_rel, ok]
   const comparisonPoints = new Map(); // layer index -> <g class="cmp-point">
 
-  function renderComparison() {
+  function showComparison() {
+    // the section's title (before the graph is measured: the section takes room from it)
     const cmp = data.compare;
     if (!cmp) return;
     $("compare").hidden = false;
@@ -571,15 +577,20 @@
       : el("span", { class: "ok" }, "every layer within tolerance");
     $("compare-title").append(el("b", {}, cmp.title), " — ", `${cmp.rows.length} layers compared, rtol ${cmp.rtol}; `, status,
       el("span", { class: "hint" }, "  ● max |a−b| (blue)   ● max |a−b| / max |b| (orange)   - - rtol   · click a point to select its layer"));
-    drawComparison();
-    window.addEventListener("resize", drawComparison);
   }
 
-  function drawComparison() {
+  function renderComparison() {
+    if (!data.compare) return;
+    drawComparison(measured.plot);
+    window.addEventListener("resize", () => drawComparison());
+  }
+
+  function drawComparison(size) {
     const cmp = data.compare;
     const box = $("compare-plot-box");
-    const W = Math.max(box.clientWidth, 300);
-    const H = Math.max(box.clientHeight, 120);
+    const [width, height] = size || [box.clientWidth, box.clientHeight];
+    const W = Math.max(width, 300);
+    const H = Math.max(height, 120);
     const m = { l: 46, r: 12, t: 8, b: 20 };
     const chart = svgEl("svg", { id: "compare-plot", viewBox: `0 0 ${W} ${H}` });
     const FLOOR = 1e-9;
@@ -658,13 +669,20 @@
 
   // ------------------------------------------------------------------ start
 
-  for (const [step, run] of Object.entries({ renderHeader, renderList, setupGraph, setupPanZoom, renderComparison, startView, setupKeys })) {
+  const steps = { renderHeader, renderList, showComparison, setupGraph, setupPanZoom, startView, renderComparison, setupKeys };
+  for (const [step, run] of Object.entries(steps)) {
     run();
     performance.mark("netdef:" + step); // read by benchmarks/explain_html.py
   }
   const wanted = decodeURIComponent((location.hash.match(/^#layer=(.*)$/) || [])[1] || "");
   if (byName.has(wanted)) select(byName.get(wanted));
   else if (byName.has(data.select)) select(byName.get(data.select));
-  window.netdefExplain = { select, layers, scriptStart, ready: performance.now() };
-  document.documentElement.dataset.ready = "true";
+  // ready once the first frame with the graph has been laid out and painted (read by the tests and benchmark)
+  window.netdefExplain = { select, layers, scriptStart, scriptEnd: performance.now(), ready: null };
+  requestAnimationFrame(() =>
+    setTimeout(() => {
+      window.netdefExplain.ready = performance.now();
+      document.documentElement.dataset.ready = "true";
+    }, 0),
+  );
 })();
