@@ -175,6 +175,8 @@ def test_usage_errors(monkeypatch, capsys, tmp_path, digit):
     assert code == 1 and "--input and --compare are for the page: add --html FILE" in err
     code, _, err = netdef(monkeypatch, capsys, "explain", "lenet", "--html", tmp_path / "x.html", "--compare", "fp16")
     assert code == 1 and "--compare needs --weights" in err
+    code, _, err = netdef(monkeypatch, capsys, "explain", "lenet", "--html", tmp_path)
+    assert code == 1 and f"{tmp_path}: cannot write the page: Is a directory" in " ".join(err.split())
 
 
 def test_an_engine_file_is_explained_from_its_recorded_definition(monkeypatch, capsys, tmp_path, lenet_weights):

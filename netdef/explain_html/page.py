@@ -70,9 +70,12 @@ def write_page(
         checkpoint=checkpoint,
     )
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     encoded = html.encode("utf-8")
-    path.write_bytes(encoded)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(encoded)
+    except OSError as exc:
+        raise NetdefError(f"{path}: cannot write the page: {exc.strerror or exc}") from None
     return PageResult(path, len(encoded), network.trt_network.num_layers, note)
 
 
