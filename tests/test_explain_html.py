@@ -159,6 +159,16 @@ def test_without_graphviz_the_page_says_why_it_has_no_graph(monkeypatch, capsys,
     assert len(page_json(path)["layers"]) == 15
 
 
+def test_definition_options_reach_the_page(monkeypatch, capsys, tmp_path):
+    needs_graphviz()
+    path = tmp_path / "mobilenet.html"
+    code, _, err = netdef(monkeypatch, capsys, "explain", "mobilenet_v2", "-O", "num_classes=10", "--html", path)
+    assert code == 0, err
+    data = page_json(path)
+    assert [t["shape"] for t in data["io"] if t["mode"] == "output"] == [[1, 10]]
+    assert data["weights"]["classifier.1.weight"]["shape"] == [10, 1280]
+
+
 def test_layer_option_picks_the_layer_the_page_opens_on(monkeypatch, capsys, tmp_path):
     needs_graphviz()
     path = tmp_path / "lenet.html"

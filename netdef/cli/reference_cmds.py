@@ -11,9 +11,10 @@ from rich.markup import escape
 
 from netdef.cli.app import app, console
 from netdef.cli.arrays import load_arrays
+from netdef.cli.targets import TARGET_HELP, Options, Strict
 from netdef.errors import NetworkInputError
 
-Arch = Annotated[str, typer.Argument(help="Architecture name (see `netdef list`).")]
+Arch = Annotated[str, typer.Argument(help=TARGET_HELP + ".")]
 OptionalWeights = Annotated[
     Path | None, typer.Option("--weights", "-w", help="Checkpoint: .safetensors, .pth/.pt, .npz or .wts.")
 ]
@@ -30,23 +31,6 @@ def _paragraphs(fn):
 
     fn.__doc__ = re.sub(r"(?<!\n)\n(?!\n)", " ", inspect.cleandoc(fn.__doc__ or ""))
     return fn
-
-
-def _network(arch: str, weights: Path | None, precision: str, batch: int, calibration: Path | None = None, **options):
-    """Define ``arch`` on ``weights`` (zeros of the expected shapes without) with batch ``batch`` (-1: dynamic)."""
-    import numpy as np
-
-    from architectures import get
-    from netdef.weights import Checkpoint
-
-    architecture = get(arch)
-    if weights is not None:
-        checkpoint = Checkpoint.load(weights)
-    else:
-        checkpoint = {name: np.zeros(shape, np.float32) for name, shape in architecture.expected_weights().items()}
-    return architecture.build_network(
-        checkpoint, precision=precision, batch=batch, calibration=calibration, **options
-    ), architecture
 
 
 # ---------------------------------------------------------------------------------------------- explain
@@ -67,8 +51,8 @@ def _layer_weights(network, layer_name: str, layer_names: set[str]) -> list[str]
 
     found = [
         f"{w.name} {w.shape_text} {w.dtype}"
-        for w in own_weights(network_weights(network), layer_name, layer_names)
-        if w.name != layer_name
+        for w in own_weights(network_weights(network), layer_name)
+        if w.name not in layer_names and w.refittable
     ]
     folded = folded_into(network)
     if found and layer_name in folded:
@@ -135,19 +119,10 @@ def _print_layer_table(described: list[dict], network) -> None:
         console.print(f"  [cyan]{type_text(kind)}[/] x{n}: {escape(semantics(kind))}")
 
 
-def _explain_network(target: str, weights: Path | None, precision: str, batch: int, calibration: Path | None):
-    """The network ``target`` names (an architecture, or an engine file defined again) and its label."""
-    if _is_architecture(target) or not Path(target).is_file():
-        network, _ = _network(target, weights, precision, batch, calibration)
-        return network, target
-    network, engine, checkpoint_path = _engine_network(Path(target), weights)
-    return network, f"{target} ({engine.precision}, network defined again from {checkpoint_path})"
-
-
 @app.command()
 @_paragraphs
 def explain(
-    target: Annotated[str, typer.Argument(help="An architecture name (see `netdef list`) or a netdef engine file.")],
+    target: Annotated[str, typer.Argument(help=TARGET_HELP + ", or an engine file.")],
     weights: OptionalWeights = None,
     precision: Annotated[str, typer.Option("--precision", "-p", help="fp32, fp16, bf16 or int8.")] = "fp32",
     batch: Annotated[int, typer.Option(help="Batch size the shapes are shown for (-1: dynamic).")] = 1,
@@ -169,6 +144,8 @@ def explain(
         typer.Option("--compare", help="With --html: the per-layer error of this precision (fp16, bf16, int8)."),
     ] = None,
     calibration: Calibration = None,
+    option: Options = None,
+    strict: Strict = False,
 ) -> None:
     """What each layer computes: one line per layer (type, settings, inputs, output, weights, FLOPs), then
     what each layer type computes in TensorRT.
@@ -180,17 +157,28 @@ def explain(
     layer's output on that input; with --compare fp16 (bf16, int8), a per-layer error plot against
     this network. The network is read back from TensorRT as built (BatchNorm already folded, fp16
     casts inserted). Without --weights, zeros of the expected shapes stand in (shapes and settings are
-    the same). TARGET may be an engine file: its network is defined again from its metadata.
+    the same). An engine file is defined again from its record (its checkpoint unless --weights).
     """
+    from netdef.cli.targets import define
     from netdef.reference import describe_layer, documentation
 
     if html is None and (input_path is not None or compare_with is not None):
         raise ValueError("--input and --compare are for the page: add --html FILE")
-    network, label = _explain_network(target, weights, precision, batch, calibration if precision == "int8" else None)
+    defined = define(
+        target, weights, precision=precision, batch=batch, calibration=calibration if precision == "int8" else None,
+        options=option, strict=strict, zeros=True,
+    )  # fmt: skip
+    network = defined.network
+    label = target
+    if defined.engine is not None:
+        label = f"{target} ({defined.engine.precision}, network defined again from {defined.checkpoint})"
     if html is not None:
         if layer is not None:
             _layer_index(network, layer, label)
-        _write_explain_page(target, network, weights, html, input_path, compare_with, calibration, layer)
+        _write_explain_page(
+            defined, html, target=target, weights=weights, input_path=input_path, compare_with=compare_with,
+            calibration=calibration, option=option, layer=layer,
+        )  # fmt: skip
         return
     trt_network = network.trt_network
     described = [describe_layer(trt_network.get_layer(i)) for i in range(trt_network.num_layers)]
@@ -230,14 +218,18 @@ def _layer_index(network, layer: str, label: str) -> int:
     raise ValueError(f"{label} ({network.precision}) has no layer named {layer!r}{hint}")
 
 
-def _write_explain_page(target, network, weights, html: Path, input_path, compare_with, calibration, layer) -> None:
+def _write_explain_page(
+    defined, html: Path, *, target, weights, input_path, compare_with, calibration, option, layer
+) -> None:
     """``explain --html``: the page, with activations on ``input_path``, errors of ``compare_with``, and
     ``layer`` (a name) selected when it opens."""
+    from netdef.cli.targets import define
     from netdef.explain_html import write_page
     from netdef.reference import ReferenceExecutor
     from netdef.reference.compare import compare_networks, random_inputs
 
     started = time.perf_counter()
+    network = defined.network
     inputs = None
     if input_path is not None:
         arrays = load_arrays(input_path, NetworkInputError, "input")
@@ -247,13 +239,14 @@ def _write_explain_page(target, network, weights, html: Path, input_path, compar
         against = str(network.precision)
         if compare_with == against:
             raise ValueError(f"--compare {compare_with}: the page's network is {against} already; compare another")
-        if not _is_architecture(target):
-            raise ValueError("--compare needs an architecture name (an engine's network has one precision)")
+        if defined.engine is not None:
+            raise ValueError("--compare needs a definition, not an engine file (an engine has one precision)")
         if weights is None:
             raise ValueError("--compare needs --weights: on the zeros that stand in for weights every error is 0")
-        tested, _ = _network(
-            target, weights, compare_with, _batch_of(network), calibration if compare_with == "int8" else None
-        )
+        tested = define(
+            target, weights, precision=compare_with, batch=_batch_of(network),
+            calibration=calibration if compare_with == "int8" else None, options=option, warn_unused=False,
+        ).network  # fmt: skip
         sample = inputs if inputs is not None else random_inputs(network, batch=1, seed=0)
         source = str(input_path) if input_path is not None else "1 random sample, seed 0"
         rtol = max(_DEFAULT_RTOL.get(compare_with, 1e-2), _DEFAULT_RTOL.get(against, 1e-2))
@@ -269,7 +262,7 @@ def _write_explain_page(target, network, weights, html: Path, input_path, compar
         comparison=comparison,
         comparing=comparing,
         select=layer,
-        checkpoint=str(weights) if weights is not None else "zeros (no --weights)",
+        checkpoint=defined.checkpoint if defined.checkpoint != "zeros" else "zeros (no --weights)",
     )
     seconds = time.perf_counter() - started
     console.print(
@@ -290,97 +283,23 @@ def _batch_of(network) -> int:
 # ---------------------------------------------------------------------------------------------- inputs
 
 
-def _match_inputs(specs, check, arrays, source: str) -> dict:
-    """Name the arrays after the network's inputs and cast float arrays to the declared float type.
-
-    ``specs``: input specs with ``name``, ``shape`` and ``dtype``; ``check(arrays)`` raises one
-    NetworkInputError listing every shape and dtype problem. A missing batch axis gets a hint.
-    """
-    import numpy as np
-
-    from netdef.errors import NetworkInputError
-    from netdef.reference.dtypes import is_float
-
-    specs = {spec.name: spec for spec in specs}
-    if not isinstance(arrays, dict) or (list(arrays) == ["arr_0"] and "arr_0" not in specs):
-        array = arrays if not isinstance(arrays, dict) else arrays["arr_0"]
-        if len(specs) != 1:
-            raise NetworkInputError(f"{source}: the network has inputs {sorted(specs)}: give an .npz with those names")
-        arrays = {next(iter(specs)): array}
-    matched = {}
-    for name, array in arrays.items():
-        spec = specs.get(name)
-        if spec is not None and is_float(array.dtype) and is_float(spec.dtype) and array.dtype != spec.dtype:
-            array = array.astype(spec.dtype)
-        matched[name] = np.ascontiguousarray(array)
-    try:
-        check(matched)
-    except NetworkInputError as exc:
-        hints = [
-            f"input {name!r} looks like one sample: add the batch axis (x[None])"
-            for name, spec in specs.items()
-            if name in matched and matched[name].shape == tuple(spec.shape[1:]) and -1 not in spec.shape[1:]
-        ]
-        raise NetworkInputError(f"{source}: {exc}" + "".join(f"; {hint}" for hint in hints)) from None
-    return matched
-
-
 def _reference_inputs(executor, arrays, source: str) -> dict:
-    return _match_inputs(executor.inputs, executor.check_inputs, arrays, source)
+    """The arrays named after the network's inputs, float arrays cast to the declared float type, checked."""
+    from netdef.tensorspec import match_inputs
+
+    return match_inputs(executor.inputs, arrays, source=source, casting="float")
 
 
 def _engine_inputs(engine, target: str, arrays, source: str) -> dict:
     """Inputs checked against the engine's own I/O and profile (no checkpoint needed)."""
     from netdef.runtime.iospec import EngineIO
+    from netdef.tensorspec import match_inputs
 
     io = EngineIO.from_metadata(engine.metadata, source=target)
-    return _match_inputs(
-        io.inputs, lambda given: io.check({n: (a.shape, a.dtype) for n, a in given.items()}), arrays, source
-    )
+    return match_inputs(io.inputs, arrays, source=source, casting="float", owner="engine")
 
 
 # ---------------------------------------------------------------------------------------------- run
-
-
-def _is_architecture(target: str) -> bool:
-    from architectures import names
-
-    return target in names() and not Path(target).is_file()
-
-
-def _engine_network(path: Path, weights: Path | None):
-    """The network an engine file was built from, defined again from its metadata's ``definition``."""
-    from architectures import get
-    from netdef.engine import Engine
-    from netdef.errors import EngineFileError
-    from netdef.weights import Checkpoint
-
-    engine = Engine.load(path)
-    meta = engine.metadata
-    definition = meta.get("definition") or {}
-    if not definition.get("architecture"):
-        raise EngineFileError(
-            f"{path}: the engine records no architecture (built from Python without a definition), so the "
-            "reference executor cannot define its network again; run it with --executor tensorrt on a GPU"
-        )
-    recorded = definition.get("checkpoint")
-    checkpoint_path = weights or (Path(recorded) if recorded else None)
-    if checkpoint_path is None or not checkpoint_path.is_file():
-        where = f"from {recorded}, which is not a file here" if recorded else "from a checkpoint it does not record"
-        raise EngineFileError(f"{path}: the engine was built {where}; give the checkpoint with --weights")
-    architecture = get(definition["architecture"])
-    inputs = [t for t in meta.get("io", []) if t.get("mode") == "input"]
-    batch = int(inputs[0]["shape"][0]) if inputs else -1
-    calibration = definition.get("calibration") if engine.precision == "int8" else None
-    network = architecture.build_network(
-        Checkpoint.load(checkpoint_path),
-        precision=engine.precision,
-        batch=batch,
-        io_dtype=meta.get("io_dtype", "fp32"),
-        calibration=calibration,
-        **(definition.get("options") or {}),
-    )
-    return network, engine, checkpoint_path
 
 
 def _check_profile(engine, inputs: dict, source: str) -> None:
@@ -442,25 +361,28 @@ def run_cmd(
         str, typer.Option(help="auto, reference or tensorrt (auto: TensorRT for an engine on a supported GPU).")
     ] = "auto",
     calibration: Calibration = None,
+    option: Options = None,
+    strict: Strict = False,
 ) -> None:
     """Run a network on an input file and print its outputs (shapes; argmax per row for 2-D outputs).
 
     The reference executor computes the network in NumPy with TensorRT's layer semantics, on any
-    machine. For an engine file it defines the network again from the engine's metadata
-    (architecture, options, precision and the checkpoint path recorded at build time; --weights
-    overrides the checkpoint), so the engine itself is not executed. --executor tensorrt runs the
-    engine with TensorRT, which needs a GPU the backend supports.
+    machine. For an engine file it defines the network again from the engine's definition record
+    (function, options, precision and the checkpoint recorded at build time, refused if that file
+    has changed since; --weights gives another checkpoint), so the engine itself is not executed.
+    --executor tensorrt runs the engine with TensorRT, which needs a GPU the backend supports.
     """
     from netdef import backend
+    from netdef.cli.targets import define, is_engine, load_zoo
+    from netdef.definition import is_definition_spec, names
     from netdef.errors import GPUUnavailableError
 
     if executor not in ("auto", "reference", "tensorrt"):
         raise ValueError(f"--executor must be auto, reference or tensorrt, got {executor!r}")
     arrays = load_arrays(input_path, NetworkInputError, "input")
-    is_arch = _is_architecture(target)
-    if not is_arch and not Path(target).is_file():
-        from architectures import names
-
+    load_zoo()
+    is_arch = not is_engine(target)
+    if is_arch and not is_definition_spec(target):
         raise ValueError(f"{target}: neither an engine file nor an architecture (known: {', '.join(names())})")
     if is_arch and weights is None:
         raise ValueError(f"{target} is an architecture: give its checkpoint with --weights")
@@ -482,12 +404,15 @@ def run_cmd(
         inputs = _engine_inputs(engine, target, arrays, str(input_path))
         network, label = None, f"{target} ({engine.precision})"
     else:
+        defined = define(
+            target, weights, precision=precision or "fp32", batch=-1, calibration=calibration, options=option,
+            strict=strict,
+        )  # fmt: skip
+        network, engine = defined.network, defined.engine
         if is_arch:
-            network, _ = _network(target, weights, precision or "fp32", -1, calibration)
             label = f"{target} ({network.precision}, {weights})"
         else:
-            network, engine, checkpoint_path = _engine_network(Path(target), weights)
-            label = f"{target} ({engine.precision}, network defined again from {checkpoint_path})"
+            label = f"{target} ({engine.precision}, network defined again from {defined.checkpoint})"
         reference = ReferenceExecutor(network.trt_network)
         inputs = _reference_inputs(reference, arrays, str(input_path))
         if engine is not None:
@@ -542,6 +467,8 @@ def compare(
     atol: Annotated[float, typer.Option(help="Absolute tolerance added to rtol * max|b|.")] = 0.0,
     failures_only: Annotated[bool, typer.Option("--failures-only", help="List only layers out of tolerance.")] = False,
     calibration: Calibration = None,
+    option: Options = None,
+    strict: Strict = False,
 ) -> None:
     """Run ARCH in two precisions with the reference executor and compare them layer by layer (by name).
 
@@ -550,6 +477,7 @@ def compare(
     tolerance. Exit status 1 when a layer does. (PyTorch comparisons: the Python API
     netdef.reference.compare.compare_with_torch.)
     """
+    from netdef.cli.targets import define
     from netdef.reference import ReferenceExecutor
     from netdef.reference.compare import compare_networks, random_inputs
 
@@ -557,8 +485,13 @@ def compare(
         raise ValueError("give --input or --random, not both")
     if random is not None and random < 1:
         raise ValueError(f"--random must be >= 1, got {random}")
-    tested, _ = _network(arch, weights, precision, -1, calibration if precision == "int8" else None)
-    reference, _ = _network(arch, weights, against, -1, calibration if against == "int8" else None)
+    tested, reference = (
+        define(
+            arch, weights, precision=p, batch=-1, calibration=calibration if p == "int8" else None, options=option,
+            strict=strict, warn_unused=p == precision,
+        ).network
+        for p in (precision, against)
+    )  # fmt: skip
     if input_path is not None:
         inputs = _reference_inputs(
             ReferenceExecutor(reference.trt_network),

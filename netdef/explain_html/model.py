@@ -1,7 +1,8 @@
 """What ``netdef explain`` shows of a network, as plain data: layers, their tensors, settings and weights.
 
 The text explain and the HTML page both read the network through these functions, so they agree
-on which weights a layer holds and where each weight came from in the checkpoint.
+on which weights a layer holds and where each weight came from in the checkpoint (the network's
+weight table records both).
 """
 
 from __future__ import annotations
@@ -11,26 +12,21 @@ from typing import Any
 
 import numpy as np
 
-_SHORT_DTYPES = {
-    "FLOAT": "fp32",
-    "HALF": "fp16",
-    "BF16": "bf16",
-    "float32": "fp32",
-    "float16": "fp16",
-    "bfloat16": "bf16",
-}
+from netdef import dtypes, tensorspec
 
 
 def short_dtype(name: str) -> str:
-    """``FLOAT``/``float32`` -> ``fp32``, ``HALF`` -> ``fp16``; other names in lower case (``int32``)."""
-    return _SHORT_DTYPES.get(name, name.lower())
+    """``FLOAT``/``float32`` -> ``fp32``, ``HALF`` -> ``fp16``; a name netdef does not know in lower case."""
+    try:
+        row = dtypes.lookup(name)
+    except dtypes.DTypeError:
+        return name.lower()
+    return row.short or row.name
 
 
 def shape_text(dims: Any) -> str:
     """``(1, -1, 8)`` -> ``1x?x8``; ``()`` -> ``scalar``; None (not inferable) -> ``?``."""
-    if dims is None:
-        return "?"
-    return "x".join("?" if d == -1 else str(d) for d in dims) or "scalar"
+    return "?" if dims is None else tensorspec.shape_text(dims, compact=True)
 
 
 def setting_text(key: str, value: Any) -> str:
@@ -47,15 +43,18 @@ def setting_text(key: str, value: Any) -> str:
 
 @dataclass(frozen=True)
 class WeightInfo:
-    """A named weight handed to TensorRT, and the checkpoint entries it was made from."""
+    """A named weight handed to TensorRT, the layer holding it, and the checkpoint entries it was made from."""
 
     name: str
     array: np.ndarray
     role: str
     """``checkpoint`` (an entry as it is), ``derived`` (computed from entries, e.g. BatchNorm folded
-    into a convolution) or ``fixed`` (a constant of the definition, e.g. a 1/sqrt(d) scale)."""
+    into a convolution), ``fixed`` (a constant of the definition, e.g. a 1/sqrt(d) scale) or
+    ``scale`` (an INT8 quantization scale)."""
     sources: tuple[str, ...]
-    """The checkpoint keys the values come from (empty for fixed constants)."""
+    """The checkpoint keys the values come from (empty for fixed constants and scales)."""
+    layer: str
+    """The TensorRT layer that holds it: a constant layer of its own, or e.g. the convolution."""
 
     @property
     def shape_text(self) -> str:
@@ -65,21 +64,14 @@ class WeightInfo:
     def dtype(self) -> str:
         return short_dtype(self.array.dtype.name)
 
+    @property
+    def refittable(self) -> bool:
+        return self.role in ("checkpoint", "derived")
+
 
 def network_weights(network: Any) -> dict[str, WeightInfo]:
-    """Every named weight of a netdef ``Network`` with its role and checkpoint sources."""
-    derived = getattr(network, "derived", None) or {}
-    expected = getattr(network, "expected", None) or {}
-    found = {}
-    for name, array in (getattr(network, "weights", None) or {}).items():
-        if name in derived:
-            role, sources = "derived", tuple(derived[name])
-        elif name in expected:
-            role, sources = "checkpoint", (name,)
-        else:
-            role, sources = "fixed", ()
-        found[name] = WeightInfo(name, array, role, sources)
-    return found
+    """Every named weight of a netdef ``Network`` (its weight table) with its role, sources and layer."""
+    return {e.name: WeightInfo(e.name, e.array, e.role, tuple(e.sources), e.layer) for e in network.weight_table}
 
 
 def folded_into(network: Any) -> dict[str, str]:
@@ -89,17 +81,13 @@ def folded_into(network: Any) -> dict[str, str]:
     return {conv: bn for bn, conv in folded_batch_norms(network).items()}
 
 
-def own_weights(weights: dict[str, WeightInfo], layer_name: str, layer_names: set[str]) -> list[WeightInfo]:
-    """The weights a layer holds itself: ``conv1.weight`` in layer ``conv1``, or a constant layer's values.
+def own_weights(weights: dict[str, WeightInfo], layer_name: str) -> list[WeightInfo]:
+    """The weights layer ``layer_name`` holds itself (a convolution's kernel and bias, a constant's values).
 
     A weight that is a constant layer of its own (``fc1.weight``) belongs to that constant layer, not to
     the matrix multiply ``fc1`` it feeds (see :func:`constant_inputs`).
     """
-    return [
-        info
-        for name, info in weights.items()
-        if name == layer_name or (name not in layer_names and name.rpartition(".")[0] == layer_name)
-    ]
+    return [info for info in weights.values() if info.layer == layer_name]
 
 
 def constant_inputs(layer: dict, constants: set[str]) -> list[str]:

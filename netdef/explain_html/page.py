@@ -134,7 +134,6 @@ def page_data(
     trt_network = network.trt_network
     described = [describe_layer(trt_network.get_layer(i)) for i in range(trt_network.num_layers)]
     names = [d["name"] for d in described]
-    layer_names = set(names)
     index_of = {name: i for i, name in enumerate(names)}
     producer = {t["name"]: i for i, d in enumerate(described) for t in d["outputs"] if t is not None}
     consumers: dict[str, list[int]] = {}
@@ -152,7 +151,7 @@ def page_data(
     layers = []
     shown_weights: dict[str, dict] = {}
     for d, info in zip(described, summary_.layers, strict=True):
-        own = [w.name for w in own_weights(weights, d["name"], layer_names)]
+        own = [w.name for w in own_weights(weights, d["name"])]
         via = [(name, index_of[name]) for name in constant_inputs(d, constants) if name in weights]
         for name in own + [name for name, _ in via]:
             if name not in shown_weights:
