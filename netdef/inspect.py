@@ -194,12 +194,16 @@ def _label(lines: Sequence[str]) -> str:
     return _quote("\n".join(line for line in lines if line))
 
 
-def to_dot(summary: NetworkSummary, *, clusters: bool = True) -> str:
+def to_dot(summary: NetworkSummary, *, clusters: bool = True, dtypes: bool = False) -> str:
     """Graphviz DOT text: one node per layer (coloured by type, with its weights and FLOPs), inputs and
-    outputs as ovals, one edge per tensor use labelled with the tensor's shape.
+    outputs as ovals, one edge per tensor use labelled with the tensor's shape (and dtype with ``dtypes``).
 
     With ``clusters``, layers are boxed by name scope (``layer1`` > ``layer1.0`` > ``layer1.0.conv1``).
     """
+
+    def edge_label(tensor: TensorInfo) -> str:
+        return _quote(" " + shape_text(tensor.shape) + (f" {tensor.dtype}" if dtypes else ""))
+
     lines = [
         f"digraph {_quote(summary.name or 'network')} {{",
         "  rankdir=TB;",
@@ -222,7 +226,7 @@ def to_dot(summary: NetworkSummary, *, clusters: bool = True) -> str:
         for name in layer.inputs:
             if name in producer:
                 source, tensor = producer[name]
-                lines.append(f"  {source} -> L{layer.index} [label={_quote(' ' + shape_text(tensor.shape))}];")
+                lines.append(f"  {source} -> L{layer.index} [label={edge_label(tensor)}];")
         for tensor in layer.outputs:
             producer[tensor.name] = (f"L{layer.index}", tensor)
     for i, tensor in enumerate(summary.outputs):
@@ -230,7 +234,7 @@ def to_dot(summary: NetworkSummary, *, clusters: bool = True) -> str:
         lines.append(f'  out{i} [shape=oval, fillcolor="#fdd0a2", label={label}];')
         if tensor.name in producer:
             source, _ = producer[tensor.name]
-            lines.append(f"  {source} -> out{i} [label={_quote(' ' + shape_text(tensor.shape))}];")
+            lines.append(f"  {source} -> out{i} [label={edge_label(tensor)}];")
     lines.append("}")
     return "\n".join(lines) + "\n"
 

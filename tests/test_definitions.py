@@ -168,7 +168,7 @@ def test_run_refit_inspect_explain_from_another_directory(monkeypatch, capsys, e
     assert "plan OK" in out and f"diffed against {project / 'ck.safetensors'}" in " ".join(out.split())
     code, out, err = netdef(monkeypatch, capsys, "inspect", engine_file)
     assert code == 0 and "conv" in out and "fc" in out, err
-    code, out, err = netdef(monkeypatch, capsys, "explain", engine_file)
+    code, out, err = netdef(monkeypatch, capsys, "explain", engine_file, "--full")
     assert code == 0 and "CONVOLUTION" in out, err
 
 

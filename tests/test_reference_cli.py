@@ -46,7 +46,7 @@ def reference_prob(weights: Path, x: np.ndarray, precision: str = "fp32") -> np.
 
 
 def test_explain_lists_every_layer_with_shapes_weights_and_semantics(monkeypatch, capsys, lenet_weights):
-    code, out, err = netdef(monkeypatch, capsys, "explain", "lenet", "-w", lenet_weights, "--batch", "4")
+    code, out, err = netdef(monkeypatch, capsys, "explain", "lenet", "-w", lenet_weights, "--batch", "4", "--full")
     assert code == 0, err
     net = architectures.get("lenet").build_network(Checkpoint.load(lenet_weights), batch=4)
     names = [net.trt_network.get_layer(i).name for i in range(net.num_layers)]
@@ -61,7 +61,7 @@ def test_explain_lists_every_layer_with_shapes_weights_and_semantics(monkeypatch
 
 
 def test_explain_shows_folded_batch_norm_without_weights(monkeypatch, capsys):
-    code, out, err = netdef(monkeypatch, capsys, "explain", "resnet18", "-p", "fp16")
+    code, out, err = netdef(monkeypatch, capsys, "explain", "resnet18", "-p", "fp16", "--full")
     assert code == 0, err
     assert "layer1.0.conv1.bias 64 fp16 (BatchNorm layer1.0.bn1 folded in)" in out
     assert "input [1x3x224x224 fp32] -> input.cast [1x3x224x224 fp16]" in out

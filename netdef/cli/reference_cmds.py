@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.markup import escape
@@ -36,55 +36,33 @@ def _paragraphs(fn):
 # ---------------------------------------------------------------------------------------------- explain
 
 
-def _dtype(name: str) -> str:
-    from netdef.dtypes import DTypeError, lookup
-
-    try:
-        row = lookup(name)
-    except DTypeError:
-        return name.lower()
-    return row.short or row.name
-
-
 def _tensor_text(tensor: dict | None) -> str:
+    from netdef.explain_html.model import shape_text, short_dtype
+
     if tensor is None:
         return "(none)"
-    from netdef.tensorspec import shape_text
-
-    dims = tensor["shape"]
-    shape = "?" if dims is None else shape_text(dims, compact=True)
-    return f"{tensor['name']} [{shape} {_dtype(tensor['dtype'])}]"
-
-
-def _param_text(key: str, value: Any) -> str:
-    if isinstance(value, dict) and "count" in value:
-        return f"{value['count']:,} {value['dtype']} values"
-    spatial = key.endswith("_nd") or key.endswith("padding") or key == "shape"
-    if spatial and isinstance(value, tuple) and value and all(isinstance(v, int) for v in value):
-        return "x".join(map(str, value))
-    if isinstance(value, float):
-        return f"{value:.7g}"
-    return str(value)
+    return f"{tensor['name']} [{shape_text(tensor['shape'])} {short_dtype(tensor['dtype'])}]"
 
 
 def _layer_weights(network, layer_name: str, layer_names: set[str]) -> list[str]:
     """The named weights a layer holds itself (``conv1.weight`` in layer ``conv1``); constant layers are
     layers of their own, so the weights of a matrix multiply or a bias add show as their constant inputs."""
-    from netdef.reference.compare import folded_batch_norms
-    from netdef.tensorspec import shape_text
+    from netdef.explain_html.model import folded_into, network_weights, own_weights
 
-    folded = {conv: bn for bn, conv in folded_batch_norms(network).items()}
-    found = []
-    for entry in network.weight_table:
-        if entry.layer != layer_name or entry.name in layer_names or not entry.refittable:
-            continue
-        found.append(f"{entry.name} {shape_text(entry.array.shape, compact=True)} {_dtype(entry.array.dtype.name)}")
+    found = [
+        f"{w.name} {w.shape_text} {w.dtype}"
+        for w in own_weights(network_weights(network), layer_name)
+        if w.name not in layer_names and w.refittable
+    ]
+    folded = folded_into(network)
     if found and layer_name in folded:
         found[-1] += f" (BatchNorm {folded[layer_name]} folded in)"
     return found
 
 
 def _print_layer(index: int, layer: dict, network, layer_names: set[str], full_doc: str | None = None) -> None:
+    from netdef.explain_html.model import setting_text
+
     console.print(f"[bold]{index:>3} {escape(layer['name'])}[/]  [cyan]{layer['type']}[/]")
     ins = ", ".join(_tensor_text(t) for t in layer["inputs"]) or "(no inputs)"
     outs = ", ".join(_tensor_text(t) for t in layer["outputs"])
@@ -93,7 +71,7 @@ def _print_layer(index: int, layer: dict, network, layer_names: set[str], full_d
     if weights:
         console.print("      weights: " + escape("; ".join(weights)))
     if layer["params"]:
-        console.print("      " + escape("  ".join(f"{k}={_param_text(k, v)}" for k, v in layer["params"].items())))
+        console.print("      " + escape("  ".join(f"{k}={setting_text(k, v)}" for k, v in layer["params"].items())))
     if full_doc is None:
         console.print(f"      [dim]{escape(layer['semantics'])}[/]")
     else:
@@ -102,59 +80,204 @@ def _print_layer(index: int, layer: dict, network, layer_names: set[str], full_d
             console.print(f"      {escape(line)}")
 
 
+def _print_layer_table(described: list[dict], network) -> None:
+    """One line per layer: name, type and settings, inputs, output, weights and FLOPs; then each type's semantics."""
+    from collections import Counter
+
+    from rich.console import JustifyMethod
+    from rich.table import Table
+
+    from netdef.explain_html.model import shape_text, short_dtype
+    from netdef.inspect import count_text, flops_text, inspect_network, type_text
+    from netdef.reference import semantics
+
+    summary = inspect_network(network)
+    table = Table(box=None, pad_edge=False, show_edge=False)
+    columns: list[tuple[str, JustifyMethod]] = [
+        ("#", "right"), ("layer", "left"), ("type", "left"), ("settings", "left"), ("inputs", "left"),
+        ("output", "left"), ("weights", "right"), ("FLOPs", "right"),
+    ]  # fmt: skip
+    for header, justify in columns:
+        table.add_column(header, justify=justify)
+    for info, layer in zip(summary.layers, described, strict=True):
+        out = layer["outputs"][0] if layer["outputs"] else None
+        table.add_row(
+            str(info.index),
+            escape(info.name),
+            type_text(info.type),
+            escape(info.detail),
+            escape(", ".join(t["name"] for t in layer["inputs"] if t is not None)),
+            f"{shape_text(out['shape'])} {short_dtype(out['dtype'])}" if out else "",
+            f"{info.params:,}" if info.params else "",
+            "?" if info.flops is None else (count_text(info.flops) if info.flops else ""),
+        )
+    _print_wide(table)
+    batch = "per sample" if any(-1 in (t["shape"] or []) for t in network.io_tensors()) else "for the batch"
+    console.print(f"total: {summary.total_params:,} weights, {flops_text(summary.total_flops)} {batch}")
+    console.print("\n[bold]What each layer type computes[/] (TensorRT semantics):")
+    for kind, n in Counter(d["type"] for d in described).most_common():
+        console.print(f"  [cyan]{type_text(kind)}[/] x{n}: {escape(semantics(kind))}")
+
+
 @app.command()
 @_paragraphs
 def explain(
-    arch: Annotated[str, typer.Argument(help=TARGET_HELP + ", or an engine file.")],
+    target: Annotated[str, typer.Argument(help=TARGET_HELP + ", or an engine file.")],
     weights: OptionalWeights = None,
     precision: Annotated[str, typer.Option("--precision", "-p", help="fp32, fp16, bf16 or int8.")] = "fp32",
     batch: Annotated[int, typer.Option(help="Batch size the shapes are shown for (-1: dynamic).")] = 1,
     layer: Annotated[
-        str | None, typer.Option("--layer", "-l", help="Explain only this layer, with its full semantics.")
+        str | None,
+        typer.Option("--layer", "-l", help="Explain only this layer, in full (with --html: the layer shown first)."),
+    ] = None,
+    full: Annotated[
+        bool, typer.Option("--full", help="The long form: every layer's tensors, weights, settings.")
+    ] = False,
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Write one self-contained interactive page (graph, layer panel).")
+    ] = None,
+    input_path: Annotated[
+        Path | None, typer.Option("--input", "-i", help="With --html: each layer's output on this .npy/.npz input.")
+    ] = None,
+    compare_with: Annotated[
+        str | None,
+        typer.Option("--compare", help="With --html: the per-layer error of this precision (fp16, bf16, int8)."),
     ] = None,
     calibration: Calibration = None,
     option: Options = None,
     strict: Strict = False,
 ) -> None:
-    """What each layer computes: name, type, input -> output shapes, parameters and TensorRT's semantics.
+    """What each layer computes: one line per layer (type, settings, inputs, output, weights, FLOPs), then
+    what each layer type computes in TensorRT.
 
-    The network is read back from TensorRT as built (BatchNorm already folded, fp16 casts inserted).
-    Without --weights, zeros of the expected shapes stand in (shapes and settings are the same). An
-    engine file is defined again from its record (its checkpoint unless --weights).
+    --full prints the long form (every layer's tensors, weights, settings and semantics); --layer NAME
+    one layer with the full statement of its semantics. --html FILE writes one self-contained page
+    that works offline: the graph (pan, zoom, fold scopes), and a panel per layer with its formula,
+    settings, shapes, weights (checkpoint keys, histograms) and FLOPs. With --input, the page shows each
+    layer's output on that input; with --compare fp16 (bf16, int8), a per-layer error plot against
+    this network. The network is read back from TensorRT as built (BatchNorm already folded, fp16
+    casts inserted). Without --weights, zeros of the expected shapes stand in (shapes and settings are
+    the same). An engine file is defined again from its record (its checkpoint unless --weights).
     """
-    from collections import Counter
-
     from netdef.cli.targets import define
     from netdef.reference import describe_layer, documentation
 
-    network = define(
-        arch, weights, precision=precision, batch=batch, calibration=calibration, options=option, strict=strict,
-        zeros=True,
-    ).network  # fmt: skip
+    if html is None and (input_path is not None or compare_with is not None):
+        raise ValueError("--input and --compare are for the page: add --html FILE")
+    defined = define(
+        target, weights, precision=precision, batch=batch, calibration=calibration if precision == "int8" else None,
+        options=option, strict=strict, zeros=True,
+    )  # fmt: skip
+    network = defined.network
+    label = target
+    if defined.engine is not None:
+        label = f"{target} ({defined.engine.precision}, network defined again from {defined.checkpoint})"
+    if html is not None:
+        if layer is not None:
+            _layer_index(network, layer, label)
+        _write_explain_page(
+            defined, html, target=target, weights=weights, input_path=input_path, compare_with=compare_with,
+            calibration=calibration, option=option, layer=layer,
+        )  # fmt: skip
+        return
     trt_network = network.trt_network
     described = [describe_layer(trt_network.get_layer(i)) for i in range(trt_network.num_layers)]
     if layer is not None:
-        by_name = {d["name"]: (i, d) for i, d in enumerate(described)}
-        if layer not in by_name:
-            import difflib
-
-            near = difflib.get_close_matches(layer, list(by_name), n=5, cutoff=0.5)
-            hint = f"; did you mean {', '.join(near)}?" if near else f" (layers: {', '.join(list(by_name)[:8])}...)"
-            raise ValueError(f"{arch} ({network.precision}) has no layer named {layer!r}{hint}")
-        index, info = by_name[layer]
-        _print_layer(index, info, network, set(by_name), full_doc=documentation(info["type"]))
+        index = _layer_index(network, layer, label)
+        info = described[index]
+        _print_layer(index, info, network, {d["name"] for d in described}, full_doc=documentation(info["type"]))
         return
-    inputs = ", ".join(f"{t['name']} [{'x'.join(map(str, t['shape']))} {t['dtype']}]" for t in network.io_tensors())
-    console.print(f"[bold]{arch}[/] {network.precision}: {len(described)} layers; {escape(inputs)}\n")
-    layer_names = {d["name"] for d in described}
-    for index, info in enumerate(described):
-        _print_layer(index, info, network, layer_names)
-    counts = Counter(d["type"] for d in described)
+    inputs = ", ".join(_tensor_text(t) for t in network.io_tensors())
+    console.print(f"[bold]{escape(label)}[/] {network.precision}: {len(described)} layers; {escape(inputs)}\n")
+    if full:
+        from collections import Counter
+
+        layer_names = {d["name"] for d in described}
+        for index, info in enumerate(described):
+            _print_layer(index, info, network, layer_names)
+        counts = Counter(d["type"] for d in described)
+        console.print("\n" + ", ".join(f"{kind} x{n}" for kind, n in counts.most_common()))
+    else:
+        _print_layer_table(described, network)
     console.print(
-        "\n"
-        + ", ".join(f"{kind} x{n}" for kind, n in counts.most_common())
-        + f"\nFull semantics of one layer: netdef explain {arch} --layer NAME"
+        f"\nOne layer in full: netdef explain {target} --layer NAME; every layer: --full; "
+        "an interactive page: --html FILE"
     )
+
+
+def _layer_index(network, layer: str, label: str) -> int:
+    """The index of the layer named ``layer``; a misspelt name is an error with suggestions."""
+    trt_network = network.trt_network
+    names = [trt_network.get_layer(i).name for i in range(trt_network.num_layers)]
+    if layer in names:
+        return names.index(layer)
+    import difflib
+
+    near = difflib.get_close_matches(layer, names, n=5, cutoff=0.5)
+    hint = f"; did you mean {', '.join(near)}?" if near else f" (layers: {', '.join(names[:8])}...)"
+    raise ValueError(f"{label} ({network.precision}) has no layer named {layer!r}{hint}")
+
+
+def _write_explain_page(
+    defined, html: Path, *, target, weights, input_path, compare_with, calibration, option, layer
+) -> None:
+    """``explain --html``: the page, with activations on ``input_path``, errors of ``compare_with``, and
+    ``layer`` (a name) selected when it opens."""
+    from netdef.cli.targets import define
+    from netdef.explain_html import write_page
+    from netdef.reference import ReferenceExecutor
+    from netdef.reference.compare import compare_networks, random_inputs
+
+    started = time.perf_counter()
+    network = defined.network
+    inputs = None
+    if input_path is not None:
+        arrays = load_arrays(input_path, NetworkInputError, "input")
+        inputs = _reference_inputs(ReferenceExecutor(network.trt_network), arrays, str(input_path))
+    comparison, comparing = None, ("", "")
+    if compare_with is not None:
+        against = str(network.precision)
+        if compare_with == against:
+            raise ValueError(f"--compare {compare_with}: the page's network is {against} already; compare another")
+        if defined.engine is not None:
+            raise ValueError("--compare needs a definition, not an engine file (an engine has one precision)")
+        if weights is None:
+            raise ValueError("--compare needs --weights: on the zeros that stand in for weights every error is 0")
+        tested = define(
+            target, weights, precision=compare_with, batch=_batch_of(network),
+            calibration=calibration if compare_with == "int8" else None, options=option, warn_unused=False,
+        ).network  # fmt: skip
+        sample = inputs if inputs is not None else random_inputs(network, batch=1, seed=0)
+        source = str(input_path) if input_path is not None else "1 random sample, seed 0"
+        rtol = max(_DEFAULT_RTOL.get(compare_with, 1e-2), _DEFAULT_RTOL.get(against, 1e-2))
+        comparison = compare_networks(
+            tested, network, sample, rtol=rtol, title=f"{target}: {compare_with} vs {against} on {source}"
+        )
+        comparing = (compare_with, against)
+    result = write_page(
+        network,
+        html,
+        inputs=inputs,
+        input_label=str(input_path) if input_path is not None else "the input",
+        comparison=comparison,
+        comparing=comparing,
+        select=layer,
+        checkpoint=defined.checkpoint if defined.checkpoint != "zeros" else "zeros (no --weights)",
+    )
+    seconds = time.perf_counter() - started
+    console.print(
+        f"wrote {escape(str(result.path))}: {result.layers} layers, {result.size / 1e6:.2f} MB in {seconds:.1f} s "
+        "(one self-contained file; open it in a browser)"
+    )
+    if result.note:
+        console.print(f"[yellow]note:[/] the page has no graph: {escape(result.note)}")
+    if comparison is not None:
+        console.print(escape(comparison.summary()))
+
+
+def _batch_of(network) -> int:
+    shapes = [t["shape"] for t in network.io_tensors() if t["mode"] == "input" and t["shape"]]
+    return int(shapes[0][0]) if shapes else 1
 
 
 # ---------------------------------------------------------------------------------------------- inputs
