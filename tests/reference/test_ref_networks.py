@@ -180,7 +180,9 @@ def test_user_sequence_network_is_explained_inspected_and_run_by_the_cli(monkeyp
     x = torch.randn(1, 6, 4)
     np.save(tmp_path / "x.npy", x.numpy())
     target = f"{tmp_path}/sequence.py:sequence"
-    code, out, err = cli(monkeypatch, capsys, "explain", target, "-w", tmp_path / "seq.safetensors", "--batch", "1")
+    code, out, err = cli(
+        monkeypatch, capsys, "explain", target, "-w", tmp_path / "seq.safetensors", "--batch", "1", "--full"
+    )
     assert code == 0, err
     for kind in ("TRIP_LIMIT", "ITERATOR", "RECURRENCE", "LOOP_OUTPUT", "ATTENTION_INPUT", "ATTENTION_OUTPUT"):
         assert kind in out, kind
