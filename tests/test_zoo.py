@@ -25,6 +25,7 @@ from zoo import (
     is_default,
     relative_error,
     torch_logits,
+    torchvision_input_size,
     torchvision_state_shapes,
     unread,
     zoo_model,
@@ -47,14 +48,16 @@ def name(request) -> str:
 
 
 def test_reads_torchvision_state_dict(name):
-    """netdef's expected weights are torchvision's ``state_dict`` entries, names and shapes (1000 classes)."""
-    state = {k: s for k, s in torchvision_state_shapes(name).items() if not k.startswith(case(name).ignored)}
+    """netdef reads torchvision's ``state_dict`` entries, names and shapes (1000 classes), and takes
+    torchvision's input size (the crop size of its default weights)."""
     c = case(name)
-    expected = architectures.get(name).expected_weights(
-        **(c.options if c.build_torchvision_kwargs is None else c.build_options)
-    )
+    state = {k: s for k, s in torchvision_state_shapes(name).items() if not k.startswith(c.ignored)}
+    arch = architectures.get(name)
+    expected = arch.expected_weights(**(c.options if c.build_torchvision_kwargs is None else c.build_options))
     assert sorted(set(expected) ^ set(state)) == []
     assert {k: (s, state[k]) for k, s in expected.items() if state[k] != s} == {}
+    size = torchvision_input_size(name)
+    assert (arch.input_shape, arch.output, "num_classes" in arch.options) == ((3, size, size), "logits", True)
 
 
 def test_fp32_logits_match_torchvision(name):

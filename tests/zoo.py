@@ -50,6 +50,8 @@ class ZooCase:
     builder: str | None = None
     """A ``torchvision.models`` class or function to call with ``torchvision_kwargs`` instead of
     ``get_model(name)`` (a ViT shrunk through its size arguments)."""
+    input_size: int | None = None
+    """The registered input size, where it is not the crop size of torchvision's default weights."""
     ignored: tuple[str, ...] = ()
     """Prefixes of checkpoint entries netdef does not read on purpose (training-only heads)."""
     build_torchvision_kwargs: dict[str, Any] | None = None
@@ -126,7 +128,7 @@ def images(n: int, size: int, seed: int = 0) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=1)
-def zoo_model(name: str, batch: int = 16) -> tuple[nn.Module, dict[str, np.ndarray], np.ndarray]:
+def zoo_model(name: str, batch: int = 8) -> tuple[nn.Module, dict[str, np.ndarray], np.ndarray]:
     """torchvision's ``name`` (CLASSES classes, eval mode) prepared as the module docstring says, its
     ``state_dict`` as arrays (``num_batches_tracked`` kept), and ``batch`` images it classifies decisively."""
     c = case(name)
@@ -230,8 +232,13 @@ def fit_classifier(model: nn.Module, x: torch.Tensor, seed: int = 0, ridge: floa
     mean = f.mean(0)
     scale = (f - mean).norm(dim=1).mean()
     centered = (f - mean) / scale
-    gram = centered.T @ centered + ridge * torch.eye(centered.shape[1], dtype=torch.float64)
-    weight = torch.linalg.solve(gram, centered.T @ target).T / scale
+    rows, dims = centered.shape
+    if dims <= rows:
+        gram = centered.T @ centered + ridge * torch.eye(dims, dtype=torch.float64)
+        weight = torch.linalg.solve(gram, centered.T @ target).T / scale
+    else:  # the same ridge solution through the (rows x rows) system
+        gram = centered @ centered.T + ridge * torch.eye(rows, dtype=torch.float64)
+        weight = (centered.T @ torch.linalg.solve(gram, target)).T / scale
     head.weight.copy_(weight.float().reshape(head.weight.shape))
     head.bias.copy_((-weight @ mean).float())
     return labels
@@ -259,7 +266,10 @@ def full_size_kwargs(name: str) -> dict[str, Any]:
 
 
 def torchvision_input_size(name: str) -> int:
-    """The image size torchvision's default weights are evaluated at (their transforms' crop size)."""
+    """The image size torchvision's default weights are evaluated at (their transforms' crop size),
+    unless the case says otherwise."""
+    if case(name).input_size is not None:
+        return case(name).input_size
     weights = torchvision_models().get_model_weights(name).DEFAULT
     return int(weights.transforms.keywords["crop_size"])
 
