@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from netdef.network import Network
+from netdef.network import Network, Tensor
 
 
 def num_classes(net: Network, classifier: str, given: int | None, default: int = 1000) -> int:
@@ -27,3 +27,33 @@ def num_classes(net: Network, classifier: str, given: int | None, default: int =
         return math.prod(bias)
     weight = net.param_shape(f"{classifier}.weight")
     return weight[0] if weight is not None and len(weight) == 2 else default
+
+
+def conv_norm_activation(
+    net: Network,
+    x: Tensor,
+    name: str,
+    out_channels: int,
+    kernel_size: int = 3,
+    stride: int = 1,
+    groups: int = 1,
+    dilation: int = 1,
+    activation: str | None = "relu",
+    eps: float = 1e-5,
+) -> Tensor:
+    """torchvision's ``Conv2dNormActivation`` ``name``: convolution ``.0`` (padding keeps the size at
+    stride 1) with BatchNorm ``.1`` folded, then ``activation`` ``.2`` (a Network method by name, or None)."""
+    with net.scope(name):
+        padding = (kernel_size - 1) // 2 * dilation
+        x = net.conv2d(
+            x, "0", out_channels, kernel_size, stride=stride, padding=padding, dilation=dilation, groups=groups,
+            bias=False, bn="1", bn_eps=eps,
+        )  # fmt: skip
+        return x if activation is None else getattr(net, activation)(x, name="2")
+
+
+def make_divisible(v: float, divisor: int, min_value: int | None = None) -> int:
+    """Round channels to a multiple of ``divisor`` without going down by more than 10% (torchvision's rule)."""
+    min_value = min_value or divisor
+    new_v = max(min_value, int(v + divisor / 2) // divisor * divisor)
+    return new_v + divisor if new_v < 0.9 * v else new_v
