@@ -57,3 +57,22 @@ def make_divisible(v: float, divisor: int, min_value: int | None = None) -> int:
     min_value = min_value or divisor
     new_v = max(min_value, int(v + divisor / 2) // divisor * divisor)
     return new_v + divisor if new_v < 0.9 * v else new_v
+
+
+def basic_conv2d(net: Network, x: Tensor, name: str, out_channels: int, kernel_size, stride=1, padding=0) -> Tensor:
+    """GoogLeNet's and Inception-v3's ``BasicConv2d`` ``name``: ``conv`` with ``bn`` (eps 0.001) folded, ReLU."""
+    with net.scope(name):
+        x = net.conv2d(
+            x, "conv", out_channels, kernel_size, stride=stride, padding=padding, bias=False, bn="bn", bn_eps=1e-3
+        )
+        return net.relu(x, name="relu")
+
+
+def transform_input(net: Network, x: Tensor) -> Tensor:
+    """``transform_input=True`` of GoogLeNet and Inception-v3: images normalized with ImageNet's mean and
+    std become images normalized to [-1, 1] (``x * std / 0.5 + (mean - 0.5) / 0.5`` per channel), as
+    torchvision's pretrained weights of both expect."""
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    scale = [s / 0.5 for s in std]
+    shift = [(m - 0.5) / 0.5 for m in mean]
+    return net.channel_affine(x, scale, shift, name="transform_input")

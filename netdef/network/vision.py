@@ -8,6 +8,10 @@ torchvision checkpoints are read without renaming anything.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import numpy as np
+
 from netdef.backend import trt
 from netdef.errors import NetworkDefinitionError
 from netdef.network.core import NetworkCore, Tensor
@@ -19,6 +23,26 @@ class VisionMixin(NetworkCore):
         layer = self.trt_network.add_activation(x, trt.ActivationType.HARD_SIGMOID)
         layer.alpha, layer.beta = 1 / 6, 0.5
         return self._named(layer, "hardsigmoid", name).get_output(0)
+
+    def channel_affine(
+        self, x: Tensor, scale: Sequence[float], shift: Sequence[float], *, name: str | None = None
+    ) -> Tensor:
+        """``x[:, c] * scale[c] + shift[c]`` with constants that belong to the architecture (e.g. a fixed
+        input normalization), not to the checkpoint: one per-channel scale layer, not in :attr:`weights`."""
+        base = self._default_name("channel_affine", name)
+        channels = self._static_dim(x, 1, base, "channels")
+        if len(scale) != channels or len(shift) != channels:
+            raise NetworkDefinitionError(
+                f"layer {self.qualified(base)!r}: {channels} channels, {len(scale)} scales, {len(shift)} shifts"
+            )
+        arrays = [np.asarray(v, dtype=self.precision.numpy) for v in (shift, scale)]
+        self._keep_alive.extend(arrays)
+        shift_w, scale_w = (self.trt_weights(a) for a in arrays)
+        layer = self.trt_network.add_scale_nd(x, trt.ScaleMode.CHANNEL, shift_w, scale_w, self.trt_weights(None), 1)
+        self._named(layer, "channel_affine", base)
+        self.name_weights(shift_w, f"{layer.name}.shift")
+        self.name_weights(scale_w, f"{layer.name}.scale")
+        return layer.get_output(0)
 
     def chunk(self, x: Tensor, chunks: int, dim: int = 1, *, name: str | None = None) -> list[Tensor]:
         """``torch.chunk`` into equal parts along ``dim`` (whose size must divide): one gather per part,
