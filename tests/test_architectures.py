@@ -82,11 +82,7 @@ def test_batch_norm_is_folded_and_recorded_for_refit():
 def test_dynamic_batch_matches_pytorch(arch):
     """One network (batch -1) runs batches of 1, 3 and 5 (ViT: class token broadcast by shape layers)."""
     model, checkpoint = twin(arch)
-    net = define(
-        arch,
-        checkpoint,
-        batch=-1,
-    )
+    net = define(arch, checkpoint, batch=-1)
     assert net.io_tensors()[1]["shape"] == [-1, CLASSES]
     for batch in (1, 3, 5):
         x = images(batch, SIZE, seed=batch)
@@ -100,11 +96,7 @@ def test_layer_by_layer_against_pytorch_hooks(arch):
     """Every PyTorch module output that has a netdef twin (pytorch_layer_names) agrees to 1e-4."""
     model, checkpoint = twin(arch)
     x = images(2, SIZE, seed=11)
-    net = define(
-        arch,
-        checkpoint,
-        batch=2,
-    )
+    net = define(arch, checkpoint, batch=2)
     mapping = pytorch_layer_names(net)
     seen: dict[str, torch.Tensor] = {}
 
@@ -216,7 +208,7 @@ def test_layer_norm_gather_and_attention_match_torch(rng):
     net = Network(ckpt)
     x = net.input("input", (-1, 6, embed))
     y = net.multi_head_attention(net.layer_norm(x, "norm", eps=1e-6), "attn", heads)
-    net.output(net.gather(y, -1, axis=1), "last")
+    net.output(net.gather(y, -1, dim=1), "last")
     data = rng.standard_normal((3, 6, embed)).astype(np.float32)
     with torch.no_grad():
         t = norm(torch.from_numpy(data))
@@ -225,7 +217,7 @@ def test_layer_norm_gather_and_attention_match_torch(rng):
     assert out.shape == (3, embed)
     assert relative_error(out, expected) <= 1e-5
     with pytest.raises(NetworkDefinitionError, match="index 6 is out of range for axis 1 of size 6"):
-        net.gather(y, 6, axis=1)
+        net.gather(y, 6, dim=1)
     with pytest.raises(NetworkDefinitionError, match="not divisible by 5 heads"):
         net.multi_head_attention(y, "attn", 5)
 
@@ -233,8 +225,8 @@ def test_layer_norm_gather_and_attention_match_torch(rng):
 def test_broadcast_batch_repeats_a_constant_to_a_dynamic_batch():
     net = Network({"token": np.arange(4, dtype=np.float32).reshape(1, 1, 4)})
     x = net.input("input", (-1, 3, 4))
-    token = net.broadcast_batch(net.constant("token", net.param("token", (1, 1, 4))), x)
-    net.output(net.concat([token, x], axis=1), "out")
+    token = net.broadcast_batch(net.parameter("token", (1, 1, 4)), x)
+    net.output(net.concat([token, x], dim=1), "out")
     assert tuple(net.trt_network.get_output(0).shape) == (-1, 4, 4)
     data = np.ones((5, 3, 4), np.float32)
     out = run(net.trt_network, {"input": data}).outputs["out"]
@@ -306,12 +298,7 @@ def test_engine_on_gpu_matches_pytorch(arch, precision):
     from netdef.runtime import run_engine_file
 
     model, checkpoint, x = zoo_model(arch)
-    net = define(
-        arch,
-        checkpoint,
-        precision=precision,
-        batch=-1,
-    )
+    net = define(arch, checkpoint, precision=precision, batch=-1)
     engine = build(net, BuildConfig(batch=(1, 16, 64)))
     out = run_engine_file(engine, {"input": x})["logits"]
     expected = torch_logits(model, x)
@@ -327,7 +314,7 @@ def test_engine_on_gpu_matches_pytorch(arch, precision):
 def test_unnamed_gathers_and_broadcasts_get_unique_names():
     net = Network({})
     x = net.input("input", (-1, 3, 4))
-    a, b = net.gather(x, 0, axis=1), net.gather(x, [1, 2], axis=1)
+    a, b = net.gather(x, 0, dim=1), net.gather(x, [1, 2], dim=1)
     assert (a.name, net.shape_of(a), b.name, net.shape_of(b)) == ("gather", (-1, 4), "gather_1", (-1, 2, 4))
     token = net.scalar(1.0, x)
     assert net.broadcast_batch(token, x).name == "broadcast_batch"
