@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from netdef.definition import DefinitionRecord
 
 
-class Network(TransformerMixin, LayersMixin, QuantizationMixin, VisionMixin):
+class Network(VisionMixin, TransformerMixin, LayersMixin, QuantizationMixin):
     """A TensorRT network definition built layer by layer from a checkpoint.
 
     >>> net = Network(checkpoint, precision="fp16")

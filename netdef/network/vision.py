@@ -14,10 +14,11 @@ import numpy as np
 
 from netdef.backend import trt
 from netdef.errors import NetworkDefinitionError
-from netdef.network.core import NetworkCore, Tensor
+from netdef.network.core import Tensor
+from netdef.network.transformer import TransformerMixin
 
 
-class VisionMixin(NetworkCore):
+class VisionMixin(TransformerMixin):
     def hardsigmoid(self, x: Tensor, *, name: str | None = None) -> Tensor:
         """``clip(x / 6 + 1/2, 0, 1)`` (``nn.Hardsigmoid``): one HARD_SIGMOID activation."""
         layer = self.trt_network.add_activation(x, trt.ActivationType.HARD_SIGMOID)
