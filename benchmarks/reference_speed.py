@@ -62,11 +62,11 @@ def cpu_name() -> str:
 def resnet_case(arch: str, batch: int, imgsz: int, seed: int):
     """(netdef network, PyTorch model, input, output name) for a torchvision classifier with random weights."""
     sys.path.insert(0, str(ROOT / "tests"))
-    from torch_models import randomize, state_dict_arrays, torchvision_twin
+    from torch_models import randomize, state_dict_arrays, torchvision_model
 
     import architectures
 
-    model = randomize(torchvision_twin(arch), seed=seed)
+    model = randomize(torchvision_model(arch), seed=seed)
     network = architectures.get(arch).build_network(state_dict_arrays(model), batch=batch)
     x = np.random.default_rng(seed).standard_normal((batch, 3, imgsz, imgsz)).astype(np.float32)
     return network, model, x, "logits"
