@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from netdef.network import Network
+from netdef.network import Network, Tensor
 
 
 def num_classes(net: Network, classifier: str, given: int | None, default: int = 1000) -> int:
@@ -27,3 +27,21 @@ def num_classes(net: Network, classifier: str, given: int | None, default: int =
         return math.prod(bias)
     weight = net.param_shape(f"{classifier}.weight")
     return weight[0] if weight is not None and len(weight) == 2 else default
+
+
+def squeeze_excitation(
+    net: Network,
+    x: Tensor,
+    name: str,
+    squeeze_channels: int,
+    activation: str = "relu",
+    scale_activation: str = "sigmoid",
+) -> Tensor:
+    """torchvision's ``SqueezeExcitation`` ``name``: ``x * sigma(fc2(delta(fc1(avgpool(x)))))`` with 1x1
+    convolutions ``fc1``, ``fc2``; ``delta``/``sigma`` are Network activation methods by name."""
+    with net.scope(name):
+        scale = net.adaptive_avg_pool2d(x, 1, name="avgpool")
+        scale = getattr(net, activation)(net.conv2d(scale, "fc1", squeeze_channels, 1), name="activation")
+        scale = net.conv2d(scale, "fc2", net.shape_of(x)[1], 1)
+        scale = getattr(net, scale_activation)(scale, name="scale_activation")
+        return net.mul(scale, x)

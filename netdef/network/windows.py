@@ -1,0 +1,114 @@
+"""Layer methods for windowed vision transformers (Swin, MaxViT): shifts, padding, relative position bias.
+
+``torch.roll``, ``F.pad``/cropping, ``F.normalize`` and the relative-position-bias lookup expressed
+with TensorRT gather, slice, reduce and element-wise layers. Constants that belong to the
+architecture (gather indices, attention masks) are computed at definition time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from netdef.backend import trt
+from netdef.network.core import NetworkCore, Tensor
+
+
+def relative_position_index(height: int, width: int) -> np.ndarray:
+    """``(H*W, H*W)`` index into a ``((2H-1)(2W-1), heads)`` bias table: entry ``[i, j]`` is the
+    table row of the offset between window positions ``i`` and ``j`` (torchvision's
+    ``relative_position_index``, Swin and MaxViT alike)."""
+    coords = np.stack(np.meshgrid(np.arange(height), np.arange(width), indexing="ij")).reshape(2, -1)
+    relative = (coords[:, :, None] - coords[:, None, :]).transpose(1, 2, 0)
+    return (relative[..., 0] + height - 1) * (2 * width - 1) + relative[..., 1] + width - 1
+
+
+class WindowOps(NetworkCore):
+    def roll(self, x: Tensor, shifts: Sequence[int], dims: Sequence[int], *, name: str | None = None) -> Tensor:
+        """``torch.roll(x, shifts, dims)``: element ``i`` moves to ``i + shift`` (cyclically), one gather per axis
+        with the constant index ``(arange(n) - shift) % n``."""
+        base = self._default_name("roll", name)
+        shape = self.shape_of(x)
+        for i, (shift, dim) in enumerate(zip(shifts, dims, strict=True)):
+            size = self._static_dim(x, dim % len(shape), base, "rolled dimension")
+            index = ((np.arange(size) - shift) % size).tolist()
+            x = self.gather(x, index, dim, name=base if i == len(dims) - 1 else f"{base}.dim{dim}")
+        return x
+
+    def pad_end(self, x: Tensor, pads: Sequence[int], *, name: str | None = None) -> Tensor:
+        """Zeros appended to the end of each axis (``pads[i]`` on axis ``i``; the batch axis takes 0):
+        ``F.pad`` with only trailing padding. A slice in FILL mode that reads past the end."""
+        shape = self.shape_of(x)
+        size = [d + p for d, p in zip(shape, pads, strict=True)]
+        return self._batch_slice(x, size, trt.SampleMode.FILL, self._default_name("pad", name))
+
+    def crop(self, x: Tensor, size: Sequence[int], *, name: str | None = None) -> Tensor:
+        """The leading ``size`` elements of every axis but the batch axis: ``x[:, :H, :W, :]``."""
+        return self._batch_slice(x, [self.shape_of(x)[0], *size], trt.SampleMode.STRICT_BOUNDS, name or "crop")
+
+    def _batch_slice(self, x: Tensor, size: Sequence[int], mode, name: str) -> Tensor:
+        """A slice from the origin of ``size`` (its batch entry ignored); a dynamic batch comes from
+        shape layers at run time."""
+        batch = self.shape_of(x)[0]
+        layer = self.trt_network.add_slice(x, (0,) * len(size), (max(batch, 1), *size[1:]), (1,) * len(size))
+        layer.mode = mode
+        if batch < 0:
+            layer.set_input(2, self._runtime_shape(x, size[1:], name))
+        return self._named(layer, "slice", name).get_output(0)
+
+    def relative_position_bias(self, table: Tensor, window: Sequence[int], *, name: str | None = None) -> Tensor:
+        """``table[relative_position_index]`` as ``(1, heads, N, N)`` for an ``H x W`` window (``N = H*W``):
+        a gather of the ``((2H-1)(2W-1), heads)`` table with a constant index, then a permute."""
+        base = self._default_name("relative_position_bias", name)
+        height, width = window
+        n = height * width
+        index = relative_position_index(height, width).reshape(-1)
+        bias = self.gather(table, index.tolist(), 0, name=f"{base}.gather")
+        bias = self.reshape(bias, (n, n, -1), name=f"{base}.view")
+        bias = self.permute(bias, (2, 0, 1), name=f"{base}.heads_first")
+        return self.reshape(bias, (1, -1, n, n), name=base)
+
+    def normalize(self, x: Tensor, dim: int = -1, eps: float = 1e-12, *, name: str | None = None) -> Tensor:
+        """``F.normalize``: ``x / max(||x||_2, eps)`` along ``dim``."""
+        base = self._default_name("normalize", name)
+        rank = len(self.shape_of(x))
+        square = self.mul(x, x, name=f"{base}.square")
+        layer = self.trt_network.add_reduce(square, trt.ReduceOperation.SUM, 1 << self._axis(dim, rank, base), True)
+        norm = self.trt_network.add_unary(
+            self._named(layer, "reduce", f"{base}.sum").get_output(0), trt.UnaryOperation.SQRT
+        )
+        norm = self._named(norm, "sqrt", f"{base}.norm").get_output(0)
+        clamp = self.trt_network.add_elementwise(
+            norm, self.scalar(eps, x, name=f"{base}.eps"), trt.ElementWiseOperation.MAX
+        )
+        clamp = self._named(clamp, "max", f"{base}.clamp").get_output(0)
+        return self._elementwise(x, clamp, trt.ElementWiseOperation.DIV, "div", base)
+
+    def exp(self, x: Tensor, *, name: str | None = None) -> Tensor:
+        """``torch.exp``."""
+        return self._named(self.trt_network.add_unary(x, trt.UnaryOperation.EXP), "exp", name).get_output(0)
+
+    def minimum(self, a: Tensor, b: Tensor, *, name: str | None = None) -> Tensor:
+        """``torch.minimum`` with broadcasting (``torch.clamp(x, max=c)`` with a scalar ``b``)."""
+        return self._elementwise(a, b, trt.ElementWiseOperation.MIN, "min", name)
+
+    def fixed(self, name: str, array: np.ndarray) -> Tensor:
+        """A constant of the architecture (an attention mask, a coordinate table), in the network's
+        dtype, named ``name`` in the current scope but not a checkpoint weight (nothing to refit)."""
+        return self._fixed_constant(np.asarray(array, dtype=self.precision.numpy), name)
+
+    def buffer(self, key: str, computed: np.ndarray) -> None:
+        """A checkpoint buffer the architecture computes itself (``relative_position_index``): listed
+        as expected, and when the checkpoint has it, it must equal ``computed``."""
+        full = self.qualified(key)
+        self.expected[full] = tuple(computed.shape)
+        if full not in self.checkpoint:
+            return
+        self._used_keys.add(full)
+        stored = np.asarray(self.checkpoint[full])
+        if stored.shape != computed.shape or not np.allclose(stored, computed, rtol=1e-6, atol=1e-6):
+            self.problems.append(
+                f"buffer {full!r} ({tuple(stored.shape)}) differs from the {tuple(computed.shape)} this "
+                "architecture computes (another window size?)"
+            )
