@@ -45,7 +45,7 @@ def convnext(net: Network, x: Tensor, stages: list[tuple[int, int | None, int]],
             x = net.conv2d(x, "0", stages[0][0], 4, stride=4)
             x = layer_norm_2d(net, x, "1")
         index = 1
-        for channels, out_channels, blocks in stages:
+        for _, out_channels, blocks in stages:
             with net.scope(index):
                 for j in range(blocks):
                     with net.scope(j):

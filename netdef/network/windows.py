@@ -29,11 +29,12 @@ class WindowOps(NetworkCore):
         """``torch.roll(x, shifts, dims)``: element ``i`` moves to ``i + shift`` (cyclically), one gather per axis
         with the constant index ``(arange(n) - shift) % n``."""
         base = self._default_name("roll", name)
-        shape = self.shape_of(x)
-        for i, (shift, dim) in enumerate(zip(shifts, dims, strict=True)):
-            size = self._static_dim(x, dim % len(shape), base, "rolled dimension")
+        rank = len(self.shape_of(x))
+        sizes = [self._static_dim(x, dim % rank, base, "rolled dimension") for dim in dims]
+        moves = [(shift, dim, size) for shift, dim, size in zip(shifts, dims, sizes, strict=True) if shift % size]
+        for i, (shift, dim, size) in enumerate(moves):
             index = ((np.arange(size) - shift) % size).tolist()
-            x = self.gather(x, index, dim, name=base if i == len(dims) - 1 else f"{base}.dim{dim}")
+            x = self.gather(x, index, dim, name=base if i == len(moves) - 1 else f"{base}.dim{dim % rank}")
         return x
 
     def pad_end(self, x: Tensor, pads: Sequence[int], *, name: str | None = None) -> Tensor:
