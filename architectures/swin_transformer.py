@@ -78,16 +78,12 @@ def shifted_window_attention(net: Network, x: Tensor, window: int, shift: int, n
         x = net.pad_end(x, (0, pad_h - height, pad_w - width, 0), name="pad")
     shifts = (0 if window >= pad_h else shift, 0 if window >= pad_w else shift)
     x = net.roll(x, (-shifts[0], -shifts[1]), (1, 2), name="roll")
-    n_h, n_w, tokens, head_dim = pad_h // window, pad_w // window, window * window, dim // num_heads
+    n_h, n_w, tokens = pad_h // window, pad_w // window, window * window
     x = net.reshape(x, (0, n_h, window, n_w, window, dim), name="window_partition")
     x = net.permute(x, (0, 1, 3, 2, 4, 5), name="window_partition.permute")
     x = net.reshape(x, (0, n_h * n_w, tokens, dim), name="windows")
 
-    qkv = net.reshape(qkv_projection(net, x, dim, v2), (0, 0, 0, 3, num_heads, head_dim), name="qkv.split_heads")
-    q, k, v = (
-        net.permute(net.gather(qkv, i, 3, name=p), (0, 1, 3, 2, 4), name=f"{p}.heads_first")
-        for i, p in enumerate("qkv")
-    )
+    q, k, v = net.split_qkv(qkv_projection(net, x, dim, v2), num_heads)
     if v2:
         attn = net.matmul(net.normalize(q, name="q_normalize"), net.normalize(k, name="k_normalize"), transpose_b=True)
         logit_scale = net.param("logit_scale", (num_heads, 1, 1))
@@ -96,15 +92,14 @@ def shifted_window_attention(net: Network, x: Tensor, window: int, shift: int, n
         )
         attn = net.mul(attn, net.exp(logit_scale, name="logit_scale_exp"), name="scale")
     else:
-        q = net.mul(q, net.scalar(head_dim**-0.5, q), name="q_scale")
+        q = net.mul(q, net.scalar((dim // num_heads) ** -0.5, q), name="q_scale")
         attn = net.matmul(q, k, transpose_b=True)
     attn = net.add(attn, relative_position_bias(net, window, num_heads, v2), name="add_relative_position_bias")
     if any(shifts):
         mask = shift_mask(pad_h, pad_w, window, shifts).reshape(1, n_h * n_w, 1, tokens, tokens)
         attn = net.add(attn, net.fixed("attn_mask", mask), name="add_attn_mask")
     x = net.matmul(net.softmax(attn, -1), v, name="context")
-    x = net.reshape(net.permute(x, (0, 1, 3, 2, 4), name="heads_last"), (0, 0, tokens, dim), name="merge_heads")
-    x = net.linear(x, "proj", dim)
+    x = net.linear(net.merge_heads(x), "proj", dim)
 
     x = net.reshape(x, (0, n_h, n_w, window, window, dim), name="window_reverse")
     x = net.permute(x, (0, 1, 3, 2, 4, 5), name="window_reverse.permute")

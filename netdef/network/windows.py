@@ -70,6 +70,29 @@ class WindowOps(NetworkCore):
         bias = self.permute(bias, (2, 0, 1), name=f"{base}.heads_first")
         return self.reshape(bias, (1, -1, n, n), name=base)
 
+    def split_qkv(self, qkv: Tensor, num_heads: int, *, name: str = "qkv") -> tuple[Tensor, Tensor, Tensor]:
+        """``(..., T, 3 * heads * d)`` -> query, key and value, each ``(..., heads, T, d)``
+        (``torch.chunk(qkv, 3, dim=-1)``, then heads split off and moved before the tokens)."""
+        shape = self.shape_of(qkv)
+        rank = len(shape)
+        features = self._static_dim(qkv, rank - 1, name, "qkv features")
+        qkv = self.reshape(
+            qkv, (0,) * (rank - 1) + (3, num_heads, features // (3 * num_heads)), name=f"{name}.split_heads"
+        )
+        heads_first = (*range(rank - 2), rank - 1, rank - 2, rank)
+        return tuple(  # type: ignore[return-value]
+            self.permute(self.gather(qkv, i, rank - 1, name=part), heads_first, name=f"{part}.heads_first")
+            for i, part in enumerate(("q", "k", "v"))
+        )
+
+    def merge_heads(self, x: Tensor, *, name: str = "merge_heads") -> Tensor:
+        """``(..., heads, T, d)`` -> ``(..., T, heads * d)``: the inverse of :meth:`split_qkv`'s head split."""
+        shape = self.shape_of(x)
+        rank = len(shape)
+        heads_last = (*range(rank - 3), rank - 2, rank - 3, rank - 1)
+        x = self.permute(x, heads_last, name=f"{name}.heads_last")
+        return self.reshape(x, (0,) * (rank - 2) + (shape[-3] * shape[-1],), name=name)
+
     def normalize(self, x: Tensor, dim: int = -1, eps: float = 1e-12, *, name: str | None = None) -> Tensor:
         """``F.normalize``: ``x / max(||x||_2, eps)`` along ``dim``."""
         base = self._default_name("normalize", name)
