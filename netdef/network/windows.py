@@ -94,24 +94,42 @@ class WindowOps(NetworkCore):
         return self.reshape(x, (0,) * (rank - 2) + (shape[-3] * shape[-1],), name=name)
 
     def normalize(self, x: Tensor, dim: int = -1, eps: float = 1e-12, *, name: str | None = None) -> Tensor:
-        """``F.normalize``: ``x / max(||x||_2, eps)`` along ``dim``."""
+        """``F.normalize``: ``x / max(||x||_2, eps)`` along ``dim``.
+
+        ``x`` is first divided by its largest ``|x|`` along ``dim``, so that the squares cannot
+        overflow fp16; ``eps`` is at least the dtype's smallest normal number (1e-12 is 0 in fp16,
+        and an all-zero row, e.g. a padded token, must give 0, not NaN).
+        """
         base = self._default_name("normalize", name)
-        rank = len(self.shape_of(x))
-        square = self.mul(x, x, name=f"{base}.square")
-        layer = self.trt_network.add_reduce(square, trt.ReduceOperation.SUM, 1 << self._axis(dim, rank, base), True)
-        norm = self.trt_network.add_unary(
-            self._named(layer, "reduce", f"{base}.sum").get_output(0), trt.UnaryOperation.SQRT
+        axis = 1 << self._axis(dim, len(self.shape_of(x)), base)
+        tiny = float(max(eps, float(np.finfo(np.float16).tiny) if self.precision.numpy == np.float16 else eps))
+        largest = self._reduce(
+            self._unary(x, trt.UnaryOperation.ABS, f"{base}.abs"), trt.ReduceOperation.MAX, axis, f"{base}.largest"
         )
-        norm = self._named(norm, "sqrt", f"{base}.norm").get_output(0)
-        clamp = self.trt_network.add_elementwise(
-            norm, self.scalar(eps, x, name=f"{base}.eps"), trt.ElementWiseOperation.MAX
+        largest = self._elementwise(
+            largest,
+            self.scalar(tiny, x, name=f"{base}.tiny"),
+            trt.ElementWiseOperation.MAX,
+            "max",
+            f"{base}.largest_clamp",
         )
-        clamp = self._named(clamp, "max", f"{base}.clamp").get_output(0)
-        return self._elementwise(x, clamp, trt.ElementWiseOperation.DIV, "div", base)
+        x = self._elementwise(x, largest, trt.ElementWiseOperation.DIV, "div", f"{base}.scaled")
+        square_sum = self._reduce(self.mul(x, x, name=f"{base}.square"), trt.ReduceOperation.SUM, axis, f"{base}.sum")
+        norm = self._unary(square_sum, trt.UnaryOperation.SQRT, f"{base}.norm")
+        norm = self._elementwise(
+            norm, self.scalar(tiny, x, name=f"{base}.eps"), trt.ElementWiseOperation.MAX, "max", f"{base}.clamp"
+        )
+        return self._elementwise(x, norm, trt.ElementWiseOperation.DIV, "div", base)
+
+    def _unary(self, x: Tensor, op, name: str) -> Tensor:
+        return self._named(self.trt_network.add_unary(x, op), "unary", name).get_output(0)
+
+    def _reduce(self, x: Tensor, op, axes: int, name: str) -> Tensor:
+        return self._named(self.trt_network.add_reduce(x, op, axes, True), "reduce", name).get_output(0)
 
     def exp(self, x: Tensor, *, name: str | None = None) -> Tensor:
         """``torch.exp``."""
-        return self._named(self.trt_network.add_unary(x, trt.UnaryOperation.EXP), "exp", name).get_output(0)
+        return self._unary(x, trt.UnaryOperation.EXP, self._default_name("exp", name))
 
     def minimum(self, a: Tensor, b: Tensor, *, name: str | None = None) -> Tensor:
         """``torch.minimum`` with broadcasting (``torch.clamp(x, max=c)`` with a scalar ``b``)."""
