@@ -1,4 +1,4 @@
-"""ResNet (He et al., 2015), ResNeXt and Wide ResNet as in torchvision's ``resnet.py``.
+"""ResNet (He et al., 2015), ResNeXt and Wide ResNet as in torchvision's ``resnet.py``: all ten variants.
 
 Takes torchvision checkpoints as they are (``conv1.weight``, ``layer1.0.bn1.running_mean``,
 ``layer2.0.downsample.0.weight``, ``fc.bias``...). Every BatchNorm is folded into the convolution
@@ -141,3 +141,21 @@ def resnext50_32x4d(net: Network, x: Tensor, num_classes: int | None = None) -> 
 def wide_resnet50_2(net: Network, x: Tensor, num_classes: int | None = None) -> Tensor:
     """Wide ResNet-50-2: Bottleneck x [3, 4, 6, 3] with twice the inner width."""
     return resnet(net, x, bottleneck, [3, 4, 6, 3], num_classes, width_per_group=128)
+
+
+@register("resnext101_32x8d", input_shape=(3, 224, 224), output="logits")
+def resnext101_32x8d(net: Network, x: Tensor, num_classes: int | None = None) -> Tensor:
+    """ResNeXt-101 32x8d: Bottleneck x [3, 4, 23, 3] with 32 groups of width 8."""
+    return resnet(net, x, bottleneck, [3, 4, 23, 3], num_classes, groups=32, width_per_group=8)
+
+
+@register("resnext101_64x4d", input_shape=(3, 224, 224), output="logits")
+def resnext101_64x4d(net: Network, x: Tensor, num_classes: int | None = None) -> Tensor:
+    """ResNeXt-101 64x4d: Bottleneck x [3, 4, 23, 3] with 64 groups of width 4."""
+    return resnet(net, x, bottleneck, [3, 4, 23, 3], num_classes, groups=64, width_per_group=4)
+
+
+@register("wide_resnet101_2", input_shape=(3, 224, 224), output="logits")
+def wide_resnet101_2(net: Network, x: Tensor, num_classes: int | None = None) -> Tensor:
+    """Wide ResNet-101-2: Bottleneck x [3, 4, 23, 3] with twice the inner width."""
+    return resnet(net, x, bottleneck, [3, 4, 23, 3], num_classes, width_per_group=128)

@@ -1,4 +1,4 @@
-"""VGG (Simonyan & Zisserman, 2014) as in torchvision's ``vgg.py``: VGG-16 with and without BatchNorm.
+"""VGG (Simonyan & Zisserman, 2014) as in torchvision's ``vgg.py``: VGG-11/13/16/19, with and without BatchNorm.
 
 Takes torchvision checkpoints as they are: ``features.{i}`` numbered as in ``nn.Sequential``
 (a BatchNorm shifts the numbering), ``classifier.{0,3,6}`` for the three linear layers. The
@@ -14,7 +14,10 @@ from architectures.registry import register
 from netdef.network import Network, Tensor
 
 cfgs: dict[str, list[int | str]] = {
+    "A": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
+    "B": [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
     "D": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
+    "E": [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"],
 }
 
 
@@ -46,13 +49,17 @@ def vgg(net: Network, x: Tensor, cfg: str, batch_norm: bool, num_classes: int | 
         return net.linear(x, "6", infer_num_classes(net, "6", num_classes))
 
 
-@register("vgg16", input_shape=(3, 224, 224), output="logits")
-def vgg16(net: Network, x: Tensor, num_classes: int | None = None) -> Tensor:
-    """VGG-16 (configuration D): 13 convolutions, 3 linear layers."""
-    return vgg(net, x, "D", False, num_classes)
+def _register(name: str, cfg: str, batch_norm: bool) -> None:
+    layers = sum(isinstance(v, int) for v in cfgs[cfg]) + 3
+
+    def define(net: Network, x: Tensor, num_classes: int | None = None) -> Tensor:
+        return vgg(net, x, cfg, batch_norm, num_classes)
+
+    bn = " with BatchNorm after every convolution (folded)" if batch_norm else ""
+    description = f"VGG-{layers} (configuration {cfg}){bn}: {layers - 3} 3x3 convolutions, 3 linear layers."
+    register(name, input_shape=(3, 224, 224), output="logits", description=description)(define)
 
 
-@register("vgg16_bn", input_shape=(3, 224, 224), output="logits")
-def vgg16_bn(net: Network, x: Tensor, num_classes: int | None = None) -> Tensor:
-    """VGG-16 with BatchNorm after every convolution (folded)."""
-    return vgg(net, x, "D", True, num_classes)
+for _depth, _cfg in (("11", "A"), ("13", "B"), ("16", "D"), ("19", "E")):
+    _register(f"vgg{_depth}", _cfg, batch_norm=False)
+    _register(f"vgg{_depth}_bn", _cfg, batch_norm=True)

@@ -23,7 +23,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from torch_models import calibrate_batch_norm, randomize, state_dict_arrays, torchvision_twin  # noqa: E402
+from torch_models import randomize, state_dict_arrays, torchvision_model  # noqa: E402
+from zoo import calibrate_batch_norm  # noqa: E402
 
 import architectures  # noqa: E402
 from netdef import backend  # noqa: E402
@@ -34,7 +35,7 @@ DEFAULT = ["resnet18", "resnet50", "mobilenet_v2", "vgg16", "vit_b_16"]
 
 
 def measure(arch: str, precisions: list[str], images: int, reference: bool) -> list[dict]:
-    model = randomize(torchvision_twin(arch), seed=0)
+    model = randomize(torchvision_model(arch), seed=0)
     rng = np.random.default_rng(1)
     calibrate_batch_norm(model, torch.from_numpy(rng.standard_normal((4, 3, 224, 224), dtype=np.float32)), seed=2)
     checkpoint = state_dict_arrays(model)

@@ -153,9 +153,9 @@ def _onnx_path(args: argparse.Namespace, directory: Path, marks: dict[str, float
 
 def torch_model(name: str):
     sys.path.insert(0, str(ROOT / "tests"))
-    from torch_models import LeNet, torchvision_twin
+    from torch_models import LeNet, torchvision_model
 
-    return LeNet() if name == "lenet" else torchvision_twin(name)
+    return LeNet() if name == "lenet" else torchvision_model(name)
 
 
 def input_shape(name: str) -> tuple[int, ...]:

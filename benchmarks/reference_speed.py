@@ -48,14 +48,14 @@ def measure(arch: str, batch: int, runs: int, seed: int) -> dict:
     import torch
 
     sys.path.insert(0, str(ROOT / "tests"))
-    from torch_models import randomize, state_dict_arrays, torchvision_twin
+    from torch_models import randomize, state_dict_arrays, torchvision_model
 
     import architectures
     from netdef import backend
     from netdef.reference import ReferenceExecutor
 
     load_before = [round(v, 2) for v in os.getloadavg()]
-    model = randomize(torchvision_twin(arch), seed=seed)
+    model = randomize(torchvision_model(arch), seed=seed)
     checkpoint = state_dict_arrays(model)
     x = np.random.default_rng(seed).standard_normal((batch, 3, 224, 224)).astype(np.float32)
     network, define_s = timed(lambda: architectures.get(arch).build_network(checkpoint, batch=batch))

@@ -1,115 +1,47 @@
-"""ResNet, VGG, MobileNetV2 and ViT from torchvision-named checkpoints: names, numerics, builds, errors.
+"""Architecture behaviour beyond the zoo's parity: class count, BatchNorm folding, dynamic batch,
+layer-by-layer agreement, TensorRT builds in every precision, errors, the CLI, transformer layers.
 
-PyTorch twins with torchvision's exact parameter names live in ``tests/torch_models.py`` (seeded
-random weights, randomized BatchNorm statistics). Numerics are checked with the NumPy reference
-executor against PyTorch at small image sizes (32x32; the ViT is shrunk through its size options);
-builds go through TensorRT-RTX on the CPU at full size. The full matrix is marked ``slow``.
-Relative error = max |netdef - PyTorch| / max |PyTorch|; run with ``-s`` to see the printed figures.
+The PyTorch side is torchvision's own model code (``tests/zoo.py`` prepares it: random weights,
+calibrated and perturbed BatchNorm statistics). Numerics are checked with the NumPy reference
+executor at small image sizes (32x32; the ViT is shrunk through its size options); builds go through
+TensorRT-RTX on the CPU at full size. Per-architecture parity with torchvision lives in
+``tests/test_zoo.py``. Relative error = max |netdef - PyTorch| / max |PyTorch|; ``-s`` prints figures.
 """
 
 from __future__ import annotations
-
-import functools
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
-from torch_models import (
-    calibrate_batch_norm,
-    fit_classifier,
-    randomize,
-    state_dict_arrays,
-    torchvision_twin,
-)
+from torch_models import randomize, state_dict_arrays
+from zoo import CLASSES, define, images, relative_error, torch_logits, zoo_model
 
 import architectures
 from netdef import backend
 from netdef.build import BuildConfig, build
 from netdef.errors import CheckpointError, NetworkDefinitionError
-from netdef.network import Network, dtype_name
+from netdef.network import Network
 from netdef.reference import run
 from netdef.reference.compare import folded_batch_norms
 from netdef.reference.compare import torch_module_names as pytorch_layer_names
 
-ARCHS = [name for name in architectures.names() if name != "lenet"]
 FAST = {"resnet18", "mobilenet_v2", "vit_b_16"}
 PRECISIONS = ("fp32", "fp16", "bf16")
 SIZE = 32
-CLASSES = 10
-VIT_SMALL = {"patch_size": 8, "num_layers": 2, "num_heads": 4, "hidden_dim": 64, "mlp_dim": 128}
-"""A ViT small enough for the reference executor; names and structure as ViT-B/16."""
 
 
-def marked(archs, fast=FAST):
+def marked(archs, fast):
     return [pytest.param(a, marks=() if a in fast else pytest.mark.slow) for a in archs]
 
 
-def options(arch: str) -> dict:
-    return dict(VIT_SMALL) if arch == "vit_b_16" else {}
-
-
-def define(arch: str, checkpoint, precision: str = "fp32", batch: int = -1, size: int = SIZE, **opts) -> Network:
-    """``arch`` on ``checkpoint`` with a ``size`` x ``size`` input (the registry fixes 224)."""
-    net = Network(checkpoint, precision=precision, name=arch)
-    x = net.input("input", (batch, 3, size, size))
-    net.output(architectures.get(arch).define(net, x, **opts), "logits")
-    net.check()
-    return net
-
-
-def images(n: int, seed: int = 0, size: int = SIZE) -> np.ndarray:
-    return np.random.default_rng(seed).standard_normal((n, 3, size, size)).astype(np.float32)
-
-
-@functools.lru_cache(maxsize=2)
 def twin(arch: str) -> tuple[nn.Module, dict]:
-    """Seeded PyTorch twin with CLASSES classes and its state_dict as arrays."""
-    sizes = {"image_size": SIZE, **VIT_SMALL} if arch == "vit_b_16" else {}
-    model = randomize(torchvision_twin(arch, CLASSES, **sizes), seed=0)
-    return model, state_dict_arrays(model)
-
-
-@functools.lru_cache(maxsize=1)
-def decisive_twin(arch: str) -> tuple[nn.Module, dict, np.ndarray]:
-    """A twin whose predictions on 64 inputs are decisive, as a trained network's (see fit_classifier)."""
-    sizes = {"image_size": SIZE, **VIT_SMALL} if arch == "vit_b_16" else {}
-    model = randomize(torchvision_twin(arch, CLASSES, **sizes), seed=1)
-    calibrate_batch_norm(model, torch.from_numpy(images(32, seed=2)), seed=3)
-    x = images(64, seed=4)
-    fit_classifier(model, torch.from_numpy(x), seed=5)
-    return model, state_dict_arrays(model), x
-
-
-def torch_logits(model: nn.Module, x: np.ndarray) -> np.ndarray:
-    with torch.no_grad():
-        return model(torch.from_numpy(x)).numpy()
-
-
-def relative_error(actual: np.ndarray, expected: np.ndarray) -> float:
-    return float(np.abs(actual.astype(np.float64) - expected).max() / np.abs(expected).max())
+    """torchvision's ``arch`` prepared by the zoo harness (CLASSES classes), and its state_dict as arrays."""
+    model, checkpoint, _ = zoo_model(arch)
+    return model, checkpoint
 
 
 # ------------------------------------------------------------------ names and registry
-
-
-@pytest.mark.parametrize("arch", ARCHS)
-def test_expected_weights_are_torchvision_state_dict(arch):
-    """Every architecture reads exactly torchvision's parameter names and shapes (full size, no data)."""
-    with torch.device("meta"):
-        model = torchvision_twin(arch)
-    state = {k: tuple(v.shape) for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
-    expected = architectures.get(arch).expected_weights()
-    assert sorted(set(expected) ^ set(state)) == []
-    assert {k: s for k, s in expected.items() if state[k] != s} == {}
-    assert architectures.get(arch).num_parameters() == sum(int(np.prod(s)) for s in state.values())
-
-
-def test_registry_input_shapes_and_outputs():
-    for arch in ARCHS:
-        a = architectures.get(arch)
-        assert (a.input_shape, a.output) == ((3, 224, 224), "logits"), arch
-        assert "num_classes" in a.options
 
 
 def test_num_classes_is_inferred_from_the_classifier():
@@ -146,39 +78,33 @@ def test_batch_norm_is_folded_and_recorded_for_refit():
 # ------------------------------------------------------------------ numerics against PyTorch
 
 
-@pytest.mark.parametrize("arch", marked(ARCHS, FAST | {"vgg16_bn"}))
-def test_fp32_matches_pytorch(arch):
-    model, checkpoint = twin(arch)
-    batch = 2 if arch.startswith("vgg") else 4
-    x = images(batch, seed=7)
-    net = define(arch, checkpoint, batch=batch, **options(arch))
-    assert net.unused_keys() == []
-    out = run(net.trt_network, {"input": x}).outputs["logits"]
-    error = relative_error(out, torch_logits(model, x))
-    print(f"{arch} fp32 relative error {error:.2e}")
-    assert out.shape == (batch, CLASSES)
-    assert error <= 1e-4
-
-
 @pytest.mark.parametrize("arch", marked(["resnet18", "vit_b_16", "mobilenet_v2", "resnet50"], {"resnet18", "vit_b_16"}))
 def test_dynamic_batch_matches_pytorch(arch):
     """One network (batch -1) runs batches of 1, 3 and 5 (ViT: class token broadcast by shape layers)."""
     model, checkpoint = twin(arch)
-    net = define(arch, checkpoint, batch=-1, **options(arch))
+    net = define(
+        arch,
+        checkpoint,
+        batch=-1,
+    )
     assert net.io_tensors()[1]["shape"] == [-1, CLASSES]
     for batch in (1, 3, 5):
-        x = images(batch, seed=batch)
+        x = images(batch, SIZE, seed=batch)
         out = run(net.trt_network, {"input": x}).outputs["logits"]
         assert out.shape == (batch, CLASSES)
         assert relative_error(out, torch_logits(model, x)) <= 1e-4
 
 
-@pytest.mark.parametrize("arch", marked(["resnet18", "mobilenet_v2", "vit_b_16", "vgg16_bn", "resnet50"]))
+@pytest.mark.parametrize("arch", marked(["resnet18", "mobilenet_v2", "vit_b_16", "vgg16_bn", "resnet50"], FAST))
 def test_layer_by_layer_against_pytorch_hooks(arch):
     """Every PyTorch module output that has a netdef twin (pytorch_layer_names) agrees to 1e-4."""
     model, checkpoint = twin(arch)
-    x = images(2, seed=11)
-    net = define(arch, checkpoint, batch=2, **options(arch))
+    x = images(2, SIZE, seed=11)
+    net = define(
+        arch,
+        checkpoint,
+        batch=2,
+    )
     mapping = pytorch_layer_names(net)
     seen: dict[str, torch.Tensor] = {}
 
@@ -203,24 +129,6 @@ def test_layer_by_layer_against_pytorch_hooks(arch):
     assert len(errors) >= 10
 
 
-@pytest.mark.parametrize("precision", ["fp16", "bf16"])
-@pytest.mark.parametrize("arch", marked(ARCHS))
-def test_reduced_precision_top1_agrees_with_pytorch_fp32(arch, precision):
-    """64 random inputs: top-1 agreement >= 99% with PyTorch fp32; every tensor computed in the precision."""
-    model, checkpoint, x = decisive_twin(arch)
-    net = define(arch, checkpoint, precision=precision, batch=len(x), **options(arch))
-    wanted = {"fp16": "float16", "bf16": "bfloat16"}[precision]
-    floats = {"float32", "float16", "bfloat16"}
-    layers = [net.trt_network.get_layer(i) for i in range(net.num_layers)]
-    computed = {dtype_name(layer.get_output(0).dtype) for layer in layers if not layer.name.endswith(".cast")}
-    assert computed & floats == {wanted}
-    out = run(net.trt_network, {"input": x}).outputs["logits"]
-    expected = torch_logits(model, x)
-    agreement = float((out.argmax(1) == expected.argmax(1)).mean())
-    print(f"{arch} {precision}: top-1 agreement {agreement:.1%}, relative error {relative_error(out, expected):.2e}")
-    assert agreement >= 0.99
-
-
 # ------------------------------------------------------------------ TensorRT builds
 
 
@@ -238,7 +146,7 @@ def random_checkpoint(arch: str, rng: np.random.Generator, **opts) -> dict[str, 
 BUILD_FAST = {("resnet18", "fp32", "static"), ("resnet18", "fp16", "dynamic"), ("mobilenet_v2", "bf16", "dynamic")}
 BUILD_MATRIX = [
     pytest.param(a, p, b, marks=() if (a, p, b) in BUILD_FAST else pytest.mark.slow)
-    for a in ARCHS
+    for a in ("resnet18", "mobilenet_v2", "vgg16_bn")
     for p in PRECISIONS
     for b in ("static", "dynamic")
 ]
@@ -292,7 +200,7 @@ def test_every_checkpoint_problem_is_listed_at_once():
 
 def test_vit_rejects_an_image_size_that_is_not_a_multiple_of_the_patch():
     with pytest.raises(NetworkDefinitionError, match="not divisible by the patch size 16"):
-        define("vit_b_16", {}, batch=1, size=40, num_layers=1)
+        define("vit_b_16", {}, batch=1, size=40, patch_size=16, num_layers=1)
 
 
 # ------------------------------------------------------------------ transformer and pooling layers
@@ -375,7 +283,7 @@ def test_cli_list_shows_every_architecture_with_its_parameter_count():
 
     result = CliRunner().invoke(app, ["list"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
-    for arch in ARCHS:
+    for arch in architectures.names():
         line = next(line for line in result.output.splitlines() if line.split()[:1] == [arch])
         assert f"{architectures.get(arch).num_parameters():,}" in line
 
@@ -394,8 +302,13 @@ needs_gpu = pytest.mark.skipif(not CAPS.can_run, reason=f"cannot run engines her
 def test_engine_on_gpu_matches_pytorch(arch, precision):
     from netdef.runtime import run_engine_file
 
-    model, checkpoint, x = decisive_twin(arch)
-    net = define(arch, checkpoint, precision=precision, batch=-1, **options(arch))
+    model, checkpoint, x = zoo_model(arch)
+    net = define(
+        arch,
+        checkpoint,
+        precision=precision,
+        batch=-1,
+    )
     engine = build(net, BuildConfig(batch=(1, 16, 64)))
     out = run_engine_file(engine, {"input": x})["logits"]
     expected = torch_logits(model, x)

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from torch import nn
-from torch_models import LeNet, randomize, state_dict_arrays, torchvision_twin
+from torch_models import LeNet, randomize, state_dict_arrays, torchvision_model
 
 import architectures
 from netdef.errors import ComparisonError, NetworkInputError
@@ -51,7 +51,7 @@ def digits8():
 
 @pytest.fixture(scope="module")
 def resnet18():
-    model = randomize(torchvision_twin("resnet18", num_classes=10), seed=3)
+    model = randomize(torchvision_model("resnet18", num_classes=10), seed=3)
     checkpoint = state_dict_arrays(model)
     net = Network(checkpoint, name="resnet18")
     x = net.input("input", (-1, 3, SIZE, SIZE))
@@ -130,7 +130,7 @@ def test_resnet18_matches_pytorch_layer_by_layer(resnet18):
 def test_small_vit_compares_attention_tuple_outputs():
     """MultiheadAttention returns (output, weights): its first element is compared with the attention scope."""
     sizes = {"patch_size": 8, "num_layers": 2, "num_heads": 4, "hidden_dim": 64, "mlp_dim": 128}
-    model = randomize(torchvision_twin("vit_b_16", num_classes=10, image_size=32, **sizes), seed=1)
+    model = randomize(torchvision_model("vit_b_16", num_classes=10, image_size=32, **sizes), seed=1)
     net = Network(state_dict_arrays(model), name="vit")
     net.output(architectures.get("vit_b_16").define(net, net.input("input", (-1, 3, 32, 32)), **sizes), "logits")
     x = np.random.default_rng(4).standard_normal((2, 3, 32, 32)).astype(np.float32)
@@ -145,7 +145,7 @@ def test_small_vit_compares_attention_tuple_outputs():
 def test_injected_batch_norm_error_is_the_first_failure(resnet18):
     """Perturb one BatchNorm statistic in PyTorch: its folded convolution is the first layer out of tolerance."""
     net, _, _ = resnet18
-    model = randomize(torchvision_twin("resnet18", num_classes=10), seed=3)
+    model = randomize(torchvision_model("resnet18", num_classes=10), seed=3)
     with torch.no_grad():
         model.layer3[0].bn2.running_mean[5] += 0.5
     report = compare_with_torch(net, model, images(1, seed=2), rtol=1e-4)

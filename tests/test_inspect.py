@@ -58,12 +58,12 @@ def test_lenet_layers_params_and_flops_agree_with_pytorch(lenet_weights):
 
 @pytest.mark.parametrize("arch", ["resnet18", "mobilenet_v2"])
 def test_convolution_and_matmul_flops_match_pytorch(arch):
-    from torch_models import torchvision_twin
+    from torch_models import torchvision_model
 
     architecture = get(arch)
     zeros = {k: np.zeros(s, np.float32) for k, s in architecture.expected_weights().items()}
     summary = inspect_network(architecture.build_network(zeros, batch=1))
-    assert compute_flops(summary) == torch_flops(torchvision_twin(arch), (1, *architecture.input_shape))
+    assert compute_flops(summary) == torch_flops(torchvision_model(arch), (1, *architecture.input_shape))
     assert not summary.unknown_flops
 
 

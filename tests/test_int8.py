@@ -428,7 +428,7 @@ def test_lenet_int8_within_one_percent_of_fp32_on_held_out_digits(
 @pytest.mark.parametrize("method", ["max", "percentile", "entropy"])
 def test_resnet18_int8_top1_agreement_with_fp32(method):
     """Seeded random weights with randomized BatchNorm statistics, random inputs (no data set needed)."""
-    from torch_models import randomize, state_dict_arrays, torchvision_twin
+    from torch_models import randomize, state_dict_arrays, torchvision_model
 
     from netdef.errors import NetdefError
 
@@ -436,7 +436,7 @@ def test_resnet18_int8_top1_agreement_with_fp32(method):
         arch = get("resnet18")
     except NetdefError as exc:
         pytest.skip(f"resnet18 is not registered here: {exc}")
-    ckpt = state_dict_arrays(randomize(torchvision_twin("resnet18"), seed=0))
+    ckpt = state_dict_arrays(randomize(torchvision_model("resnet18"), seed=0))
     g = np.random.default_rng(0)
     x_cal = g.standard_normal((16, 3, 224, 224)).astype(np.float32)
     x_eval = g.standard_normal((32, 3, 224, 224)).astype(np.float32)
