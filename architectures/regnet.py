@@ -113,7 +113,8 @@ def _register(name: str, depth: int, w_0: int, w_a: float, w_m: float, group_wid
 
     kind = "RegNetY (squeeze-excitation)" if se else "RegNetX"
     description = f"{kind} {gflops}: depths {params.depths}, widths {params.widths}"
-    register(name, input_shape=(3, 224, 224), output="logits", description=description)(define)
+    size = 384 if name == "regnet_y_128gf" else 224  # the crop size of torchvision's weights (SWAG: 384)
+    register(name, input_shape=(3, size, size), output="logits", description=description)(define)
 
 
 for _args in [

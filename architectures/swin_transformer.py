@@ -177,9 +177,10 @@ def _register(name: str, embed_dim: int, depths: list[int], num_heads: list[int]
         return swin_transformer(net, x, embed_dim, depths, num_heads, window, v2, num_classes)
 
     kind = "Swin V2 (cosine attention, continuous position bias)" if v2 else "Swin"
-    size = name.rsplit("_", 1)[-1].upper()
-    description = f"{kind}-{size}: {embed_dim} channels, depths {depths}, {window}x{window} windows"
-    register(name, input_shape=(3, 224, 224), output="logits", description=description)(define)
+    variant = name.rsplit("_", 1)[-1].upper()
+    description = f"{kind}-{variant}: {embed_dim} channels, depths {depths}, {window}x{window} windows"
+    size = 256 if v2 else 224  # the crop size of torchvision's weights
+    register(name, input_shape=(3, size, size), output="logits", description=description)(define)
 
 
 _register("swin_t", 96, [2, 2, 6, 2], [3, 6, 12, 24], 7, v2=False)
