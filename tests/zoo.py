@@ -268,7 +268,7 @@ def fit_classifier(model: nn.Module, x: torch.Tensor, seed: int = 0, ridge: floa
         positions = f.shape[2] * f.shape[3]
         f = f.permute(0, 2, 3, 1).reshape(-1, f.shape[1])
         target = target.repeat_interleave(positions, dim=0)
-    mean = f.mean(0)
+    mean = f.mean(0) if head.bias is not None else torch.zeros(f.shape[1], dtype=f.dtype)  # (MaxViT's has none)
     scale = (f - mean).norm(dim=1).mean()
     centered = (f - mean) / scale
     rows, dims = centered.shape
@@ -279,7 +279,8 @@ def fit_classifier(model: nn.Module, x: torch.Tensor, seed: int = 0, ridge: floa
         gram = centered @ centered.T + ridge * torch.eye(rows, dtype=torch.float64)
         weight = (centered.T @ torch.linalg.solve(gram, target)).T / scale
     head.weight.copy_(weight.float().reshape(head.weight.shape))
-    head.bias.copy_((-weight @ mean).float())
+    if head.bias is not None:
+        head.bias.copy_((-weight @ mean).float())
     return labels
 
 
