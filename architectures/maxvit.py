@@ -11,7 +11,6 @@ Stochastic depth and dropout are the identity.
 from __future__ import annotations
 
 from architectures.common import num_classes as infer_num_classes
-from architectures.common import squeeze_excitation
 from architectures.registry import register
 from netdef.errors import NetworkDefinitionError
 from netdef.network import Network, Tensor
@@ -53,7 +52,7 @@ def mb_conv(
                 bn_eps=BATCH_NORM_EPS,
             )
             y = net.gelu(y, name="2")
-        y = squeeze_excitation(net, y, "squeeze_excitation", int(out_channels * squeeze), activation="silu")
+        y = net.squeeze_excitation(y, "squeeze_excitation", int(out_channels * squeeze), activation="silu")
         y = net.conv2d(y, "conv_c", out_channels, 1)
     return net.add(res, y)
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from architectures.common import conv_norm_activation, make_divisible
 from architectures.common import num_classes as infer_num_classes
-from architectures.common import squeeze_excitation
 from architectures.registry import register
 from netdef.network import Network, Tensor
 
@@ -43,26 +43,8 @@ class BlockParams:
         stage_widths = [w for w, t in zip(block_widths, splits[:-1], strict=True) if t]
         stage_depths = np.diff([d for d, t in enumerate(splits) if t]).tolist()
         group_widths = [min(group_width, w) for w in stage_widths]  # bottleneck multiplier 1
-        stage_widths = [_make_divisible(w, g) for w, g in zip(stage_widths, group_widths, strict=True)]
+        stage_widths = [make_divisible(w, g) for w, g in zip(stage_widths, group_widths, strict=True)]
         return cls(stage_depths, stage_widths, group_widths, [1.0] * len(stage_widths), se_ratio)
-
-
-def _make_divisible(v: float, divisor: int) -> int:
-    """Round ``v`` to a multiple of ``divisor`` (at least ``divisor``), never more than 10% down."""
-    new_v = max(divisor, int(v + divisor / 2) // divisor * divisor)
-    return new_v + divisor if new_v < 0.9 * v else new_v
-
-
-def conv_norm_activation(
-    net: Network, x: Tensor, name: str, out_channels: int, kernel_size: int, stride: int = 1, groups: int = 1, relu=True
-) -> Tensor:
-    """``Conv2dNormActivation``: convolution ``{name}.0`` with BatchNorm ``{name}.1`` folded, then ReLU."""
-    with net.scope(name):
-        padding = (kernel_size - 1) // 2
-        x = net.conv2d(
-            x, "0", out_channels, kernel_size, stride=stride, padding=padding, groups=groups, bias=False, bn="1"
-        )
-        return net.relu(x, name="2") if relu else x
 
 
 def bottleneck_transform(
@@ -75,8 +57,8 @@ def bottleneck_transform(
         x = conv_norm_activation(net, x, "a", w_b, 1)
         x = conv_norm_activation(net, x, "b", w_b, 3, stride=stride, groups=w_b // group_width)
         if se_ratio:
-            x = squeeze_excitation(net, x, "se", int(round(se_ratio * width_in)))
-        return conv_norm_activation(net, x, "c", width_out, 1, relu=False)
+            x = net.squeeze_excitation(x, "se", int(round(se_ratio * width_in)))
+        return conv_norm_activation(net, x, "c", width_out, 1, activation=None)
 
 
 def res_bottleneck_block(
@@ -85,7 +67,7 @@ def res_bottleneck_block(
     """``x + f(x)`` (``proj(x) + f(x)`` when the width or resolution changes), then ReLU."""
     shortcut = x
     if net.shape_of(x)[1] != width_out or stride != 1:
-        shortcut = conv_norm_activation(net, x, "proj", width_out, 1, stride=stride, relu=False)
+        shortcut = conv_norm_activation(net, x, "proj", width_out, 1, stride=stride, activation=None)
     x = net.add(shortcut, bottleneck_transform(net, x, width_out, stride, group_width, multiplier, se_ratio))
     return net.relu(x, name="activation")
 

@@ -5,10 +5,11 @@ from netdef.network.layers import LayersMixin, num_parameters
 from netdef.network.precision import PRECISIONS, Precision, dtype_name, numpy_dtype, precision, trt_dtype
 from netdef.network.quantization import QuantizationMixin
 from netdef.network.transformer import TransformerMixin
+from netdef.network.vision import VisionMixin
 from netdef.network.windows import WindowOps
 
 
-class Network(LayersMixin, TransformerMixin, WindowOps, QuantizationMixin):
+class Network(LayersMixin, TransformerMixin, QuantizationMixin, VisionMixin, WindowOps):
     """A TensorRT network definition built layer by layer from a checkpoint.
 
     >>> net = Network(checkpoint, precision="fp16")

@@ -8,6 +8,7 @@ last 1x1 Conv2dNormActivation and ``classifier.1`` the linear layer. BatchNorms 
 
 from __future__ import annotations
 
+from architectures.common import conv_norm_activation, make_divisible
 from architectures.common import num_classes as infer_num_classes
 from architectures.registry import register
 from netdef.network import Network, Tensor
@@ -24,25 +25,6 @@ inverted_residual_setting = [
 ]
 
 
-def _make_divisible(v: float, divisor: int, min_value: int | None = None) -> int:
-    """Round channels to a multiple of ``divisor`` without going down by more than 10% (torchvision's rule)."""
-    min_value = min_value or divisor
-    new_v = max(min_value, int(v + divisor / 2) // divisor * divisor)
-    return new_v + divisor if new_v < 0.9 * v else new_v
-
-
-def conv_norm_activation(
-    net: Network, x: Tensor, name: str, out_channels: int, kernel_size: int = 3, stride: int = 1, groups: int = 1
-) -> Tensor:
-    """``Conv2dNormActivation``: ``{name}.0`` convolution with ``{name}.1`` BatchNorm folded, ``{name}.2`` ReLU6."""
-    with net.scope(name):
-        padding = (kernel_size - 1) // 2
-        x = net.conv2d(
-            x, "0", out_channels, kernel_size, stride=stride, padding=padding, groups=groups, bias=False, bn="1"
-        )
-        return net.relu6(x, name="2")
-
-
 def inverted_residual(net: Network, x: Tensor, inp: int, oup: int, stride: int, expand_ratio: int) -> Tensor:
     """1x1 expand (unless ``expand_ratio`` is 1), 3x3 depthwise with ``stride``, 1x1 linear projection;
     the input is added back when the shape is unchanged."""
@@ -51,28 +33,28 @@ def inverted_residual(net: Network, x: Tensor, inp: int, oup: int, stride: int, 
     with net.scope("conv"):
         index, y = 0, x
         if expand_ratio != 1:
-            y = conv_norm_activation(net, y, "0", hidden_dim, kernel_size=1)
+            y = conv_norm_activation(net, y, "0", hidden_dim, kernel_size=1, activation="relu6")
             index = 1
-        y = conv_norm_activation(net, y, str(index), hidden_dim, stride=stride, groups=hidden_dim)
+        y = conv_norm_activation(net, y, str(index), hidden_dim, stride=stride, groups=hidden_dim, activation="relu6")
         y = net.conv2d(y, str(index + 1), oup, 1, bias=False, bn=str(index + 2))
     return net.add(x, y) if use_res_connect else y
 
 
 def mobilenet_v2_features(net: Network, x: Tensor, width_mult: float = 1.0, round_nearest: int = 8) -> Tensor:
     """``features.0`` .. ``features.18``."""
-    input_channel = _make_divisible(32 * width_mult, round_nearest)
-    last_channel = _make_divisible(1280 * max(1.0, width_mult), round_nearest)
+    input_channel = make_divisible(32 * width_mult, round_nearest)
+    last_channel = make_divisible(1280 * max(1.0, width_mult), round_nearest)
     index = 0
     with net.scope("features"):
-        x = conv_norm_activation(net, x, str(index), input_channel, stride=2)
+        x = conv_norm_activation(net, x, str(index), input_channel, stride=2, activation="relu6")
         for t, c, n, s in inverted_residual_setting:
-            output_channel = _make_divisible(c * width_mult, round_nearest)
+            output_channel = make_divisible(c * width_mult, round_nearest)
             for i in range(n):
                 index += 1
                 with net.scope(index):
                     x = inverted_residual(net, x, input_channel, output_channel, s if i == 0 else 1, t)
                 input_channel = output_channel
-        return conv_norm_activation(net, x, str(index + 1), last_channel, kernel_size=1)
+        return conv_norm_activation(net, x, str(index + 1), last_channel, kernel_size=1, activation="relu6")
 
 
 @register("mobilenet_v2", input_shape=(3, 224, 224), output="logits")
