@@ -276,7 +276,10 @@ def test_cli_build_takes_a_torchvision_pth_as_it_is(tmp_path):
     assert engine.metadata["derived_weights"]["features.1.conv.1.weight"][-1] == "features.1.conv.2.running_var"
 
 
+@pytest.mark.slow
 def test_cli_list_shows_every_architecture_with_its_parameter_count():
+    """(slow: ``netdef list`` defines every registered architecture to count its parameters, over a
+    minute for the whole zoo on a shared 2-core machine)"""
     from typer.testing import CliRunner
 
     from netdef.cli import app
