@@ -32,8 +32,7 @@ def cn_block(net: Network, x: Tensor) -> Tensor:
         y = net.gelu(net.linear(y, "3", 4 * dim), name="4")
         y = net.linear(y, "5", dim)
         y = net.permute(y, (0, 3, 1, 2), name="6")
-    layer_scale = net.constant("layer_scale", net.param("layer_scale", (dim, 1, 1)).reshape(1, dim, 1, 1))
-    y = net.mul(layer_scale, y, name="layer_scale_mul")
+    y = net.mul(net.parameter("layer_scale", (dim, 1, 1)), y, name="layer_scale_mul")
     return net.add(y, x)
 
 

@@ -64,9 +64,9 @@ def relative_positional_attention(net: Network, x: Tensor, head_dim: int, size: 
     num_heads = dim // head_dim
     q, k, v = net.split_qkv(net.linear(x, "to_qkv", 3 * dim), num_heads)
     k = net.mul(k, net.scalar(dim**-0.5, k), name="k_scale")
-    table = net.param("relative_position_bias_table", ((2 * size - 1) ** 2, num_heads))
+    table = net.parameter("relative_position_bias_table", ((2 * size - 1) ** 2, num_heads))
     net.buffer("relative_position_index", relative_position_index(size, size))
-    bias = net.relative_position_bias(net.constant("relative_position_bias_table", table), (size, size))
+    bias = net.relative_position_bias(table, (size, size))
     attn = net.add(net.matmul(q, k, transpose_b=True, name="dot_prod"), bias, name="add_relative_position_bias")
     x = net.matmul(net.softmax(attn, -1), v, name="context")
     return net.linear(net.merge_heads(x), "merge", dim)
@@ -79,7 +79,7 @@ def partition_attention(net: Network, x: Tensor, partition_type: str, partition_
     p = partition_size if partition_type == "window" else height // partition_size
     if height % p or width % p or height % partition_size:
         raise NetworkDefinitionError(
-            f"layer {net.qualified(partition_type)!r}: a {height}x{width} feature map does not split into "
+            f"layer {net.names.qualified(partition_type)!r}: a {height}x{width} feature map does not split into "
             f"{partition_size}x{partition_size} partitions"
         )
     gh, gw = height // p, width // p

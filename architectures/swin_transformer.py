@@ -47,8 +47,8 @@ def relative_position_bias(net: Network, window: int, num_heads: int, v2: bool) 
     """``(1, heads, N, N)``: the bias table (V2: ``16 * sigmoid(cpb_mlp(relative_coords_table))``) gathered."""
     net.buffer("relative_position_index", relative_position_index(window, window).reshape(-1))
     if not v2:
-        table = net.param("relative_position_bias_table", ((2 * window - 1) ** 2, num_heads))
-        return net.relative_position_bias(net.constant("relative_position_bias_table", table), (window, window))
+        table = net.parameter("relative_position_bias_table", ((2 * window - 1) ** 2, num_heads))
+        return net.relative_position_bias(table, (window, window))
     coords = relative_coords_table(window)
     net.buffer("relative_coords_table", coords)
     with net.scope("cpb_mlp"):
@@ -63,10 +63,12 @@ def qkv_projection(net: Network, x: Tensor, dim: int, v2: bool) -> Tensor:
     if not v2:
         return net.linear(x, "qkv", 3 * dim)
     y = net.linear(x, "qkv", 3 * dim, bias=False)
-    bias = net.param("qkv.bias", (3 * dim,)).copy()
-    bias[dim : 2 * dim] = 0.0
-    bias_tensor = net.constant("qkv.bias", bias.reshape(1, 1, 1, 3 * dim), derived_from=[net.qualified("qkv.bias")])
-    return net.add(y, bias_tensor, name="qkv.bias_add")
+    key_zeroed = np.ones(3 * dim, np.float32)
+    key_zeroed[dim : 2 * dim] = 0.0
+    bias = net.mul(
+        net.parameter("qkv.bias", (3 * dim,)), net.fixed("qkv.key_bias_mask", key_zeroed), name="qkv.bias_mask"
+    )
+    return net.add(y, bias, name="qkv.bias_add")
 
 
 def shifted_window_attention(net: Network, x: Tensor, window: int, shift: int, num_heads: int, v2: bool) -> Tensor:
@@ -86,9 +88,8 @@ def shifted_window_attention(net: Network, x: Tensor, window: int, shift: int, n
     q, k, v = net.split_qkv(qkv_projection(net, x, dim, v2), num_heads)
     if v2:
         attn = net.matmul(net.normalize(q, name="q_normalize"), net.normalize(k, name="k_normalize"), transpose_b=True)
-        logit_scale = net.param("logit_scale", (num_heads, 1, 1))
         logit_scale = net.minimum(
-            net.constant("logit_scale", logit_scale), net.scalar(math.log(100.0), q), name="clamp"
+            net.parameter("logit_scale", (num_heads, 1, 1)), net.scalar(math.log(100.0), q), name="clamp"
         )
         attn = net.mul(attn, net.exp(logit_scale, name="logit_scale_exp"), name="scale")
     else:

@@ -30,7 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from netdef import tensorspec
 from netdef.backend import trt
+from netdef.dtypes import DTypeError, dtype_name
 from netdef.errors import NetdefError
 
 Shape = tuple[int, ...]
@@ -128,11 +130,9 @@ def _shape(tensor: Any) -> Shape | None:
 
 
 def _dtype(tensor: Any) -> str:
-    from netdef.network.precision import dtype_name
-
     try:
         return dtype_name(tensor.dtype)
-    except Exception:  # noqa: BLE001 - a dtype netdef has no name for
+    except DTypeError:  # a dtype netdef has no row for
         return str(tensor.dtype).split(".")[-1].lower()
 
 
@@ -309,9 +309,7 @@ def inspect_network(network: Any) -> NetworkSummary:
 
 def shape_text(shape: Shape | None) -> str:
     """``(-1, 20, 24, 24)`` -> ``?x20x24x24``; None -> ``unknown``."""
-    if shape is None:
-        return "unknown"
-    return "x".join("?" if d == -1 else str(d) for d in shape) if shape else "scalar"
+    return tensorspec.shape_text(shape, compact=True)
 
 
 def count_text(n: float) -> str:

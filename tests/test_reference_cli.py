@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cli_runner import netdef
+from cli_runner import assert_clean_failure, needs_build, netdef
 
 import architectures
 from netdef import backend
@@ -23,14 +23,6 @@ from netdef.reference import documentation, run, semantics
 from netdef.weights import Checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def assert_clean_failure(code: int, err: str, *fragments: str) -> None:
-    assert code == 1, err
-    assert err.startswith("error: ") and "Traceback" not in err, err
-    flat = " ".join(err.split())  # rich wraps long lines
-    for fragment in fragments:
-        assert fragment in flat, (fragment, err)
 
 
 @pytest.fixture(scope="module")
@@ -48,12 +40,6 @@ def x8(tmp_path, digits) -> Path:
 def reference_prob(weights: Path, x: np.ndarray, precision: str = "fp32") -> np.ndarray:
     net = architectures.get("lenet").build_network(Checkpoint.load(weights), precision=precision, batch=-1)
     return run(net.trt_network, {"input": x}).outputs["prob"]
-
-
-def needs_build() -> None:
-    caps = backend.capabilities()
-    if not caps.can_build:
-        pytest.skip(f"engines cannot be built here: {caps.reason}")
 
 
 # ---------------------------------------------------------------------------------------------- explain
@@ -200,7 +186,9 @@ def test_tensorrt_executor_without_a_supported_gpu(monkeypatch, capsys, lenet_en
     bad = x8.with_name("bad.npy")
     np.save(bad, np.load(x8)[:, 0])
     code, _, err = netdef(monkeypatch, capsys, "run", engine, "-i", bad, "--executor", "tensorrt")
-    assert_clean_failure(code, err, "input 'input': expected 4 dimensions (?, 1, 28, 28), got shape (8, 28, 28)")
+    assert_clean_failure(
+        code, err, "input 'input': expected shape (?, 1, 28, 28), got (8, 28, 28) (4 dimensions, not 3)"
+    )
     code, _, err = netdef(monkeypatch, capsys, "run", "lenet", "-w", lenet_weights, "-i", x8, "--executor", "tensorrt")
     assert_clean_failure(code, err, "--executor tensorrt needs a GPU", caps.reason)
     code, out, err = netdef(monkeypatch, capsys, "run", engine, "-i", x8, "-w", lenet_weights)  # auto: reference

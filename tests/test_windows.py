@@ -47,7 +47,7 @@ def test_relative_position_index_and_bias_are_torchvision_s():
 
     table = swin.relative_position_bias_table.detach().numpy()
     net = Network({"table": table})
-    net.output(net.relative_position_bias(net.constant("table", net.param("table", table.shape)), (7, 7)), "bias")
+    net.output(net.relative_position_bias(net.parameter("table", table.shape), (7, 7)), "bias")
     out = run(net.trt_network, {}).outputs["bias"]
     np.testing.assert_array_equal(out, swin.get_relative_position_bias().detach().numpy())
 

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 from torchvision_models import get_model, torchvision_models
 
-from netdef.runtime.torch_models import lenet_module
+from netdef.cli.torch_models import lenet_module
 
 
 def LeNet() -> nn.Module:  # noqa: N802 - used like the class it returns

@@ -28,7 +28,7 @@ class WindowOps(NetworkCore):
     def roll(self, x: Tensor, shifts: Sequence[int], dims: Sequence[int], *, name: str | None = None) -> Tensor:
         """``torch.roll(x, shifts, dims)``: element ``i`` moves to ``i + shift`` (cyclically), one gather per axis
         with the constant index ``(arange(n) - shift) % n``."""
-        base = self._default_name("roll", name)
+        base = self.names.local("roll", name)
         rank = len(self.shape_of(x))
         sizes = [self._static_dim(x, dim % rank, base, "rolled dimension") for dim in dims]
         moves = [(shift, dim, size) for shift, dim, size in zip(shifts, dims, sizes, strict=True) if shift % size]
@@ -42,7 +42,7 @@ class WindowOps(NetworkCore):
         ``F.pad`` with only trailing padding. A slice in FILL mode that reads past the end."""
         shape = self.shape_of(x)
         size = [d + p for d, p in zip(shape, pads, strict=True)]
-        return self._batch_slice(x, size, trt.SampleMode.FILL, self._default_name("pad", name))
+        return self._batch_slice(x, size, trt.SampleMode.FILL, self.names.local("pad", name))
 
     def crop(self, x: Tensor, size: Sequence[int], *, name: str | None = None) -> Tensor:
         """The leading ``size`` elements of every axis but the batch axis: ``x[:, :H, :W, :]``."""
@@ -61,7 +61,7 @@ class WindowOps(NetworkCore):
     def relative_position_bias(self, table: Tensor, window: Sequence[int], *, name: str | None = None) -> Tensor:
         """``table[relative_position_index]`` as ``(1, heads, N, N)`` for an ``H x W`` window (``N = H*W``):
         a gather of the ``((2H-1)(2W-1), heads)`` table with a constant index, then a permute."""
-        base = self._default_name("relative_position_bias", name)
+        base = self.names.local("relative_position_bias", name)
         height, width = window
         n = height * width
         index = relative_position_index(height, width).reshape(-1)
@@ -100,8 +100,8 @@ class WindowOps(NetworkCore):
         overflow fp16; ``eps`` is at least the dtype's smallest normal number (1e-12 is 0 in fp16,
         and an all-zero row, e.g. a padded token, must give 0, not NaN).
         """
-        base = self._default_name("normalize", name)
-        axis = 1 << self._axis(dim, len(self.shape_of(x)), base)
+        base = self.names.local("normalize", name)
+        axis = 1 << self._dim(dim, len(self.shape_of(x)), base)
         tiny = float(max(eps, float(np.finfo(np.float16).tiny) if self.precision.numpy == np.float16 else eps))
         largest = self._reduce(
             self._unary(x, trt.UnaryOperation.ABS, f"{base}.abs"), trt.ReduceOperation.MAX, axis, f"{base}.largest"
@@ -129,7 +129,7 @@ class WindowOps(NetworkCore):
 
     def exp(self, x: Tensor, *, name: str | None = None) -> Tensor:
         """``torch.exp``."""
-        return self._unary(x, trt.UnaryOperation.EXP, self._default_name("exp", name))
+        return self._unary(x, trt.UnaryOperation.EXP, self.names.local("exp", name))
 
     def minimum(self, a: Tensor, b: Tensor, *, name: str | None = None) -> Tensor:
         """``torch.minimum`` with broadcasting (``torch.clamp(x, max=c)`` with a scalar ``b``)."""
@@ -138,19 +138,18 @@ class WindowOps(NetworkCore):
     def fixed(self, name: str, array: np.ndarray) -> Tensor:
         """A constant of the architecture (an attention mask, a coordinate table), in the network's
         dtype, named ``name`` in the current scope but not a checkpoint weight (nothing to refit)."""
-        return self._fixed_constant(np.asarray(array, dtype=self.precision.numpy), name)
+        return self._constant(name, np.asarray(array, dtype=np.float32), role="fixed")
 
     def buffer(self, key: str, computed: np.ndarray) -> None:
         """A checkpoint buffer the architecture computes itself (``relative_position_index``): listed
         as expected, and when the checkpoint has it, it must equal ``computed``."""
-        full = self.qualified(key)
-        self.expected[full] = tuple(computed.shape)
-        if full not in self.checkpoint:
+        full = self.names.qualified(key)
+        if self.weight_table.checkpoint_shape(full) is None:
+            self.weight_table.expected[full] = tuple(computed.shape)
             return
-        self._used_keys.add(full)
-        stored = np.asarray(self.checkpoint[full])
-        if stored.shape != computed.shape or not np.allclose(stored, computed, rtol=1e-6, atol=1e-6):
+        problems = len(self.problems)
+        stored = self.weight_table.read(full, tuple(computed.shape))  # (a wrong shape is a problem there)
+        if len(self.problems) == problems and not np.allclose(stored, computed, rtol=1e-6, atol=1e-6):
             self.problems.append(
-                f"buffer {full!r} ({tuple(stored.shape)}) differs from the {tuple(computed.shape)} this "
-                "architecture computes (another window size?)"
+                f"buffer {full!r} differs from the one this architecture computes (another window size?)"
             )

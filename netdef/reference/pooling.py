@@ -25,6 +25,7 @@ def _reduce_windows(x, window, stride, out, reduce_name: str) -> np.ndarray:
                 acc = np.array(view, dtype=FLOAT32)
             else:
                 combine(acc, view, out=acc)
+        assert acc is not None  # the window has at least one element
         return acc
     spatial = len(window)
     axes = tuple(range(x.ndim - spatial, x.ndim))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -32,7 +33,7 @@ def resolve_reshape(dims: tuple[int, ...], shape: tuple[int, ...], zero_is_place
 
 def _describe_shuffle(layer) -> dict:
     rank = len(layer.get_input(0).shape)
-    params = {"first_transpose": permutation(layer.first_transpose, rank)}
+    params: dict[str, Any] = {"first_transpose": permutation(layer.first_transpose, rank)}
     if layer.num_inputs > 1 and layer.get_input(1) is not None:
         params["reshape_dims"] = "input 1"
         out_rank = len(layer.get_output(0).shape)

@@ -3,26 +3,13 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
 
 from netdef.errors import CheckpointError
-
-Reader = Callable[[Path], Mapping[str, np.ndarray]]
-_READERS: dict[str, Reader] = {}
-
-
-def register_reader(*suffixes: str) -> Callable[[Reader], Reader]:
-    """Register a function ``path -> {name: array}`` for files ending in ``suffixes``."""
-
-    def decorate(reader: Reader) -> Reader:
-        for suffix in suffixes:
-            _READERS[suffix.lower()] = reader
-        return reader
-
-    return decorate
+from netdef.weights.formats import _READERS, Reader
 
 
 def supported_suffixes() -> list[str]:
@@ -111,12 +98,11 @@ class Checkpoint(Mapping[str, np.ndarray]):
 
     def missing_error(self, missing: Iterable[str]) -> CheckpointError:
         missing = list(missing)
-        lines = [f"{self.source}: missing {len(missing)} weight(s):"]
+        problems = []
         for name in missing:
             near = self.closest(name)
-            hint = f" (closest: {', '.join(near)})" if near else ""
-            lines.append(f"  - {name}{hint}")
-        return CheckpointError("\n".join(lines))
+            problems.append(name + (f" (closest: {', '.join(near)})" if near else ""))
+        return CheckpointError(f"{self.source}: missing {len(missing)} weight(s)", problems)
 
 
 def _read_only_view(array: np.ndarray) -> np.ndarray:
