@@ -88,5 +88,5 @@ def test_a_checkpoint_buffer_that_disagrees_is_a_problem():
     bad["features.1.0.attn.relative_position_index"] = np.zeros(49 * 49, np.int64)
     net = Network(bad, name="swin_t")
     net.output(architectures.get("swin_t").define(net, net.input("input", (1, 3, 32, 32))), "logits")
-    with pytest.raises(CheckpointError, match=r"buffer 'features.1.0.attn.relative_position_index' .* differs"):
+    with pytest.raises(CheckpointError, match=r"buffer 'features.1.0.attn.relative_position_index' differs"):
         net.check()
