@@ -82,11 +82,7 @@ def test_batch_norm_is_folded_and_recorded_for_refit():
 def test_dynamic_batch_matches_pytorch(arch):
     """One network (batch -1) runs batches of 1, 3 and 5 (ViT: class token broadcast by shape layers)."""
     model, checkpoint = twin(arch)
-    net = define(
-        arch,
-        checkpoint,
-        batch=-1,
-    )
+    net = define(arch, checkpoint, batch=-1)
     assert net.io_tensors()[1]["shape"] == [-1, CLASSES]
     for batch in (1, 3, 5):
         x = images(batch, SIZE, seed=batch)
@@ -100,11 +96,7 @@ def test_layer_by_layer_against_pytorch_hooks(arch):
     """Every PyTorch module output that has a netdef twin (pytorch_layer_names) agrees to 1e-4."""
     model, checkpoint = twin(arch)
     x = images(2, SIZE, seed=11)
-    net = define(
-        arch,
-        checkpoint,
-        batch=2,
-    )
+    net = define(arch, checkpoint, batch=2)
     mapping = pytorch_layer_names(net)
     seen: dict[str, torch.Tensor] = {}
 
@@ -306,12 +298,7 @@ def test_engine_on_gpu_matches_pytorch(arch, precision):
     from netdef.runtime import run_engine_file
 
     model, checkpoint, x = zoo_model(arch)
-    net = define(
-        arch,
-        checkpoint,
-        precision=precision,
-        batch=-1,
-    )
+    net = define(arch, checkpoint, precision=precision, batch=-1)
     engine = build(net, BuildConfig(batch=(1, 16, 64)))
     out = run_engine_file(engine, {"input": x})["logits"]
     expected = torch_logits(model, x)

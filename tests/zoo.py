@@ -356,11 +356,10 @@ def define(
     default) with the case's options, updated by ``options``."""
     c = case(name)
     size = size or c.size
-    net = Network(checkpoint, precision=precision, name=name)
-    x = net.input("input", (batch, 3, size, size))
-    net.output(architectures.get(name).define(net, x, **{**c.options, **options}), "logits")
-    net.check()
-    return net
+    arch = architectures.get(name)
+    return arch.build_network(
+        checkpoint, precision=precision, batch=batch, input_shape=(3, size, size), **{**c.options, **options}
+    )
 
 
 def unread(net: Network, name: str) -> list[str]:

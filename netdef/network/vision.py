@@ -29,31 +29,27 @@ class VisionMixin(NetworkCore):
     ) -> Tensor:
         """``x[:, c] * scale[c] + shift[c]`` with constants that belong to the architecture (e.g. a fixed
         input normalization), not to the checkpoint: one per-channel scale layer, not in :attr:`weights`."""
-        base = self._default_name("channel_affine", name)
+        base = self.names.local("channel_affine", name)
         channels = self._static_dim(x, 1, base, "channels")
         if len(scale) != channels or len(shift) != channels:
             raise NetworkDefinitionError(
-                f"layer {self.qualified(base)!r}: {channels} channels, {len(scale)} scales, {len(shift)} shifts"
+                f"layer {self.names.qualified(base)!r}: {channels} channels, {len(scale)} scales, {len(shift)} shifts"
             )
-        arrays = [np.asarray(v, dtype=self.precision.numpy) for v in (shift, scale)]
-        self._keep_alive.extend(arrays)
-        shift_w, scale_w = (self.trt_weights(a) for a in arrays)
-        layer = self.trt_network.add_scale_nd(x, trt.ScaleMode.CHANNEL, shift_w, scale_w, self.trt_weights(None), 1)
-        self._named(layer, "channel_affine", base)
-        self.name_weights(shift_w, f"{layer.name}.shift")
-        self.name_weights(scale_w, f"{layer.name}.scale")
-        return layer.get_output(0)
+        shift_w = self._weights(f"{base}.shift", np.asarray(shift, dtype=np.float32), role="fixed")
+        scale_w = self._weights(f"{base}.scale", np.asarray(scale, dtype=np.float32), role="fixed")
+        layer = self.trt_network.add_scale_nd(x, trt.ScaleMode.CHANNEL, shift_w, scale_w, self._weights("", None), 1)
+        return self._named(layer, "channel_affine", base).get_output(0)
 
     def chunk(self, x: Tensor, chunks: int, dim: int = 1, *, name: str | None = None) -> list[Tensor]:
         """``torch.chunk`` into equal parts along ``dim`` (whose size must divide): one gather per part,
         named ``{name}.0``, ``{name}.1``, ... (a gather works with a dynamic batch without shape layers)."""
-        base = self._default_name("chunk", name)
+        base = self.names.local("chunk", name)
         shape = self.shape_of(x)
-        dim = self._axis(dim, len(shape), "chunk")
+        dim = self._dim(dim, len(shape), "chunk")
         size = self._static_dim(x, dim, base, f"size to chunk (axis {dim})")
         if size % chunks:
             raise NetworkDefinitionError(
-                f"layer {self.qualified(base)!r}: {size} is not divisible into {chunks} chunks"
+                f"layer {self.names.qualified(base)!r}: {size} does not split into {chunks} chunks"
             )
         step = size // chunks
         return [self.gather(x, list(range(i * step, (i + 1) * step)), dim, name=f"{base}.{i}") for i in range(chunks)]
@@ -61,11 +57,11 @@ class VisionMixin(NetworkCore):
     def channel_shuffle(self, x: Tensor, groups: int, *, name: str | None = None) -> Tensor:
         """ShuffleNet's channel shuffle of ``(N, C, H, W)``: view as ``(N, groups, C/groups, H, W)``, swap
         axes 1 and 2, view back. One shuffle layer reshapes and transposes, a second flattens."""
-        base = self._default_name("channel_shuffle", name)
+        base = self.names.local("channel_shuffle", name)
         _, channels, height, width = self.shape_of(x)
         if channels < 0 or channels % groups:
             raise NetworkDefinitionError(
-                f"layer {self.qualified(base)!r}: {channels} channels do not split into {groups} groups"
+                f"layer {self.names.qualified(base)!r}: {channels} channels do not split into {groups} groups"
             )
         layer = self.trt_network.add_shuffle(x)
         layer.reshape_dims = (0, groups, channels // groups, height, width)
