@@ -1,4 +1,5 @@
-"""Vision Transformer (Dosovitskiy et al., 2020) as in torchvision's ``vision_transformer.py``.
+"""Vision Transformers ViT-B/16, B/32, L/16, L/32 and H/14 (Dosovitskiy et al., 2020) as in torchvision's
+``vision_transformer.py``.
 
 Takes torchvision checkpoints as they are: ``conv_proj`` (patch embedding), ``class_token``,
 ``encoder.pos_embedding``, ``encoder.layers.encoder_layer_{i}.{ln_1, self_attention, ln_2, mlp.0,
@@ -77,16 +78,30 @@ def vision_transformer(
         return net.linear(x, "head", infer_num_classes(net, "head", num_classes))
 
 
-@register("vit_b_16", input_shape=(3, 224, 224), output="logits")
-def vit_b_16(
-    net: Network,
-    x: Tensor,
-    num_classes: int | None = None,
-    patch_size: int = 16,
-    num_layers: int = 12,
-    num_heads: int = 12,
-    hidden_dim: int = 768,
-    mlp_dim: int = 3072,
-) -> Tensor:
-    """ViT-B/16: 16x16 patches, 12 layers, 12 heads, hidden 768, MLP 3072 (sizes overridable)."""
-    return vision_transformer(net, x, patch_size, num_layers, num_heads, hidden_dim, mlp_dim, num_classes)
+def _register(name: str, patch_size: int, num_layers: int, num_heads: int, hidden_dim: int, mlp_dim: int) -> None:
+    def define(
+        net: Network,
+        x: Tensor,
+        num_classes: int | None = None,
+        patch_size: int = patch_size,
+        num_layers: int = num_layers,
+        num_heads: int = num_heads,
+        hidden_dim: int = hidden_dim,
+        mlp_dim: int = mlp_dim,
+    ) -> Tensor:
+        return vision_transformer(net, x, patch_size, num_layers, num_heads, hidden_dim, mlp_dim, num_classes)
+
+    size = {768: "B", 1024: "L", 1280: "H"}[hidden_dim]
+    description = (
+        f"ViT-{size}/{patch_size}: {patch_size}x{patch_size} patches, {num_layers} layers, {num_heads} heads, "
+        f"hidden {hidden_dim}, MLP {mlp_dim} (sizes overridable)"
+    )
+    size = 518 if name == "vit_h_14" else 224  # the crop size of torchvision's weights (SWAG: 518)
+    register(name, input_shape=(3, size, size), output="logits", description=description)(define)
+
+
+_register("vit_b_16", 16, 12, 12, 768, 3072)
+_register("vit_b_32", 32, 12, 12, 768, 3072)
+_register("vit_l_16", 16, 24, 16, 1024, 4096)
+_register("vit_l_32", 32, 24, 16, 1024, 4096)
+_register("vit_h_14", 14, 32, 16, 1280, 5120)

@@ -20,7 +20,9 @@ keyword arguments, netdef options, and checkpoint entries that netdef does not r
 
 from __future__ import annotations
 
+import contextlib
 import functools
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,6 +65,14 @@ class ZooCase:
 
 
 VIT_SMALL = {"patch_size": 8, "num_layers": 2, "num_heads": 4, "hidden_dim": 64, "mlp_dim": 128}
+VIT_H_SMALL = {"patch_size": 14, "num_layers": 2, "num_heads": 16, "hidden_dim": 128, "mlp_dim": 256}
+MAXVIT_T = {
+    "stem_channels": 64,
+    "block_channels": [64, 128, 256, 512],
+    "block_layers": [2, 2, 5, 2],
+    "head_dim": 32,
+    "stochastic_depth_prob": 0.2,
+}
 
 CASES: dict[str, ZooCase] = {
     "alexnet": ZooCase(size=64),
@@ -72,6 +82,29 @@ CASES: dict[str, ZooCase] = {
         builder="VisionTransformer",
         torchvision_kwargs={"image_size": 32, **VIT_SMALL},
         options=VIT_SMALL,
+        build_torchvision_kwargs={},
+    ),
+    # zoo-tf: full-size ViTs on 32x32 images (a position embedding for 2 or 5 tokens); ViT-H/14's
+    # numerics shrunk (patch 14, 16 heads, 2 layers, width 128), its build at its weights' 518x518
+    "vit_b_32": ZooCase(torchvision_kwargs={"image_size": 32}, build_torchvision_kwargs={}),
+    "vit_l_16": ZooCase(torchvision_kwargs={"image_size": 32}, build_torchvision_kwargs={}),
+    "vit_l_32": ZooCase(torchvision_kwargs={"image_size": 32}, build_torchvision_kwargs={}),
+    "vit_h_14": ZooCase(
+        size=28,
+        builder="VisionTransformer",
+        torchvision_kwargs={"image_size": 28, **VIT_H_SMALL},
+        options=VIT_H_SMALL,
+        build_torchvision_kwargs={"image_size": 518},
+    ),
+    # Swin V2's 8x8 windows: at 64x64 the first stage's windows are shifted (masks), later ones padded
+    **{name: ZooCase(size=64) for name in ("swin_v2_t", "swin_v2_s", "swin_v2_b")},
+    # maxvit_t's builder fixes 7x7 partitions (224x224 only): MaxVit with maxvit_t's widths and depths
+    # and 2x2 partitions at 64x64 for the numerics, maxvit_t itself for the build
+    "maxvit_t": ZooCase(
+        size=64,
+        builder="MaxVit",
+        torchvision_kwargs={"input_size": (64, 64), "partition_size": 2, **MAXVIT_T},
+        options={"partition_size": 2},
         build_torchvision_kwargs={},
     ),
 }
@@ -148,7 +181,8 @@ def zoo_model(name: str, batch: int = 8) -> tuple[nn.Module, dict[str, np.ndarra
 @torch.no_grad()
 def randomize_untrained(model: nn.Module, seed: int = 0) -> nn.Module:
     """Random values for what torchvision initialises to constants: all-zero parameters (He-scaled
-    for matrices, N(0, 0.1) otherwise) and the affine part of normalizations (weight 0.5-1.5, bias N(0, 0.1))."""
+    for matrices, N(0, 0.1) otherwise), parameters filled with one constant, and the affine part of
+    normalizations (weight 0.5-1.5, bias N(0, 0.1))."""
     gen = torch.Generator().manual_seed(seed)
     norms = nn.BatchNorm2d | nn.BatchNorm1d | nn.LayerNorm | nn.GroupNorm
     for module in model.modules():
@@ -160,6 +194,11 @@ def randomize_untrained(model: nn.Module, seed: int = 0) -> nn.Module:
         if param.is_floating_point() and not param.any():
             scale = param[0].numel() ** -0.5 if param.ndim >= 2 else 0.1
             param.copy_(torch.randn(param.shape, generator=gen) * scale)
+        elif param.is_floating_point() and param.numel() > 1 and (param == param.flatten()[0]).all():
+            # one constant (ConvNeXt's layer_scale 1e-6, Swin V2's logit_scale log 10): 0.5-1.5 times
+            # the constant, at least 0.1 in magnitude (a 1e-6 layer scale would hide its whole block)
+            value = param.flatten()[0].abs().clamp(min=0.1) * param.flatten()[0].sign()
+            param.copy_(value * (torch.rand(param.shape, generator=gen) + 0.5))
     return model
 
 
@@ -230,7 +269,7 @@ def fit_classifier(model: nn.Module, x: torch.Tensor, seed: int = 0, ridge: floa
         positions = f.shape[2] * f.shape[3]
         f = f.permute(0, 2, 3, 1).reshape(-1, f.shape[1])
         target = target.repeat_interleave(positions, dim=0)
-    mean = f.mean(0)
+    mean = f.mean(0) if head.bias is not None else torch.zeros(f.shape[1], dtype=f.dtype)  # (MaxViT's has none)
     scale = (f - mean).norm(dim=1).mean()
     centered = (f - mean) / scale
     rows, dims = centered.shape
@@ -241,7 +280,8 @@ def fit_classifier(model: nn.Module, x: torch.Tensor, seed: int = 0, ridge: floa
         gram = centered @ centered.T + ridge * torch.eye(rows, dtype=torch.float64)
         weight = (centered.T @ torch.linalg.solve(gram, target)).T / scale
     head.weight.copy_(weight.float().reshape(head.weight.shape))
-    head.bias.copy_((-weight @ mean).float())
+    if head.bias is not None:
+        head.bias.copy_((-weight @ mean).float())
     return labels
 
 
@@ -281,9 +321,27 @@ def torchvision_input_size(name: str) -> int:
     return int(weights.transforms.keywords["crop_size"])
 
 
+@contextlib.contextmanager
+def _regnet_widths_on_cpu() -> Iterator[None]:
+    """RegNet's builders compute their stage widths with tensor arithmetic, which the meta device
+    cannot do (no data): that one step runs on the CPU."""
+    params = torchvision_models().regnet.BlockParams
+    original = params.__dict__["from_init_params"]
+
+    def on_cpu(cls, *args, **kwargs):
+        with torch.device("cpu"):
+            return original.__func__(cls, *args, **kwargs)
+
+    params.from_init_params = classmethod(on_cpu)
+    try:
+        yield
+    finally:
+        params.from_init_params = original
+
+
 def torchvision_state_shapes(name: str) -> dict[str, tuple[int, ...]]:
     """torchvision's ``state_dict`` names and shapes at 1000 classes (built on the meta device: no memory)."""
-    with torch.device("meta"):
+    with torch.device("meta"), _regnet_widths_on_cpu():
         model = get_model(name, **full_size_kwargs(name))
     return {k: tuple(v.shape) for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
 

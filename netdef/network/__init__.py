@@ -11,12 +11,13 @@ from netdef.network.qdq import QuantizationMixin
 from netdef.network.table import WeightEntry, WeightTable
 from netdef.network.transformer import TransformerMixin
 from netdef.network.vision import VisionMixin
+from netdef.network.windows import WindowOps
 
 if TYPE_CHECKING:
     from netdef.definition import DefinitionRecord
 
 
-class Network(VisionMixin, TransformerMixin, NativeOps, LayersMixin, QuantizationMixin):
+class Network(VisionMixin, WindowOps, TransformerMixin, NativeOps, LayersMixin, QuantizationMixin):
     """A TensorRT network definition built layer by layer from a checkpoint.
 
     >>> net = Network(checkpoint, precision="fp16")
