@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 from architectures.common import num_classes as infer_num_classes
 from architectures.registry import register
 from netdef.errors import NetworkDefinitionError
-from netdef.network.windows import relative_position_index
 
 if TYPE_CHECKING:
     from netdef.network import Network, Tensor
@@ -70,6 +69,8 @@ def relative_positional_attention(net: Network, x: Tensor, head_dim: int, size: 
     q, k, v = net.split_qkv(net.linear(x, "to_qkv", 3 * dim), num_heads)
     k = net.mul(k, net.scalar(dim**-0.5, k), name="k_scale")
     table = net.parameter("relative_position_bias_table", ((2 * size - 1) ** 2, num_heads))
+    from netdef.network.windows import relative_position_index  # here: importing the file needs no TensorRT
+
     net.buffer("relative_position_index", relative_position_index(size, size))
     bias = net.relative_position_bias(table, (size, size))
     attn = net.add(net.matmul(q, k, transpose_b=True, name="dot_prod"), bias, name="add_relative_position_bias")

@@ -19,7 +19,6 @@ import numpy as np
 
 from architectures.common import num_classes as infer_num_classes
 from architectures.registry import register
-from netdef.network.windows import relative_position_index
 
 if TYPE_CHECKING:
     from netdef.network import Network, Tensor
@@ -49,6 +48,8 @@ def relative_coords_table(window: int) -> np.ndarray:
 
 def relative_position_bias(net: Network, window: int, num_heads: int, v2: bool) -> Tensor:
     """``(1, heads, N, N)``: the bias table (V2: ``16 * sigmoid(cpb_mlp(relative_coords_table))``) gathered."""
+    from netdef.network.windows import relative_position_index  # here: importing the file needs no TensorRT
+
     net.buffer("relative_position_index", relative_position_index(window, window).reshape(-1))
     if not v2:
         table = net.parameter("relative_position_bias_table", ((2 * window - 1) ** 2, num_heads))
