@@ -31,6 +31,7 @@ import numpy as np
 from netdef.errors import CheckpointError
 from netdef.weights.checkpoint import register_reader
 from netdef.weights.dtypes import bfloat16, float8_e4m3fn, float8_e5m2
+from netdef.weights.ultralytics_pickle import module_record, pickled_model
 
 _WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "weights", "params")
 
@@ -47,8 +48,9 @@ def read_torch(path: Path) -> dict[str, np.ndarray]:
         obj = None
     if obj is None:
         return _read_with_torch(path)
-    state = _find_state_dict(obj, lambda v: isinstance(v, np.ndarray))
-    if state is None:
+    model = pickled_model(obj)  # a whole pickled nn.Module (Ultralytics' checkpoints), read as inert records
+    state = model.state_dict() if model is not None else _find_state_dict(obj, lambda v: isinstance(v, np.ndarray))
+    if not state:
         raise CheckpointError(f"{path}: no tensors found (top-level type {type(obj).__name__})")
     return dict(state)
 
@@ -177,6 +179,9 @@ class _TensorUnpickler(pickle.Unpickler):
             return _StorageType(name)
         if module == "torch" and name in _TORCH_DTYPES:
             return _Dtype(name)
+        record = module_record(module, name)  # ultralytics.* / torch.nn.modules.* classes: inert, never imported
+        if record is not None:
+            return record
         raise UnsafeGlobalError(f"Unsupported global: GLOBAL {module}.{name} is not a plain tensor type")
 
     def persistent_load(self, pid: Any) -> Any:
