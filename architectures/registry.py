@@ -20,12 +20,14 @@ class Architecture:
     name: str
     define: Definition
     input_shape: tuple[int, ...]
-    """Shape of one sample (without the batch axis)."""
+    """Shape of one sample (without the batch axis), with the default options."""
     output: str
     description: str = ""
     input_name: str = "input"
     options: dict[str, Any] = field(default_factory=dict)
     """Keyword options the definition accepts, with their defaults."""
+    input_shape_of: Callable[..., tuple[int, ...]] | None = None
+    """The sample shape as a function of some options (e.g. ``imgsz``), when it depends on them."""
 
     def build_network(
         self,
@@ -49,16 +51,24 @@ class Architecture:
                 f"architecture {self.name!r} has no option(s) {unknown}; it takes {sorted(self.options) or 'none'}"
             )
         net = Network(checkpoint, precision=precision, io_dtype=io_dtype, name=self.name, calibration=calibration)
-        x = net.input(self.input_name, (batch, *self.input_shape))
+        x = net.input(self.input_name, (batch, *self.sample_shape(**options)))
         y = self.define(net, x, **options)
-        net.output(y, self.output)
+        for name, tensor in y.items() if isinstance(y, Mapping) else [(self.output, y)]:
+            net.output(tensor, name)
         net.check()
         return net
+
+    def sample_shape(self, **options: Any) -> tuple[int, ...]:
+        """The input shape of one sample for these options."""
+        if self.input_shape_of is None:
+            return self.input_shape
+        accepted = inspect.signature(self.input_shape_of).parameters
+        return tuple(self.input_shape_of(**{k: v for k, v in options.items() if k in accepted}))
 
     def expected_weights(self, **options: Any) -> dict[str, tuple[int, ...]]:
         """The checkpoint entries this architecture reads, with their shapes (no checkpoint needed)."""
         net = Network({}, name=self.name)
-        self.define(net, net.input(self.input_name, (1, *self.input_shape)), **options)
+        self.define(net, net.input(self.input_name, (1, *self.sample_shape(**options))), **options)
         return dict(net.expected)
 
     def num_parameters(self, **options: Any) -> int:
@@ -69,15 +79,25 @@ _REGISTRY: dict[str, Architecture] = {}
 
 
 def register(
-    name: str, *, input_shape: tuple[int, ...], output: str = "logits", description: str = ""
+    name: str,
+    *,
+    input_shape: tuple[int, ...] | Callable[..., tuple[int, ...]],
+    output: str = "logits",
+    description: str = "",
 ) -> Callable[[Definition], Definition]:
-    """Register ``define(net, x, **options) -> output tensor`` as architecture ``name``."""
+    """Register ``define(net, x, **options) -> output tensor`` as architecture ``name``.
+
+    ``define`` may return ``{output name: tensor}`` for several outputs; ``input_shape`` may be a
+    function of some of the options (``lambda imgsz=640: (3, imgsz, imgsz)``).
+    """
 
     def decorate(define: Definition) -> Definition:
         params = list(inspect.signature(define).parameters.values())[2:]
         options = {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
         doc = description or (inspect.getdoc(define) or "").split("\n")[0]
-        _REGISTRY[name] = Architecture(name, define, tuple(input_shape), output, doc, options=options)
+        shape_of = input_shape if callable(input_shape) else None
+        shape = tuple(input_shape()) if callable(input_shape) else tuple(input_shape)
+        _REGISTRY[name] = Architecture(name, define, shape, output, doc, options=options, input_shape_of=shape_of)
         return define
 
     return decorate

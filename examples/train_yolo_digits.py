@@ -161,26 +161,27 @@ def torchvision_stand_in() -> None:
         sys.modules["torchvision"] = stand_in
 
 
-def train(data: Path, workdir: Path, epochs: int, hours: float, seed: int, batch: int):
+def train(data: Path, workdir: Path, epochs: int, hours: float, seed: int, batch: int, device: str, workers: int):
     from ultralytics import YOLO
 
     torchvision_stand_in()
 
     model = YOLO("yolov8n.yaml")
     model.train(
-        data=str(data), epochs=epochs, time=hours, imgsz=IMAGE_SIZE, batch=batch, device="cpu", workers=2, seed=seed,
-        deterministic=True, pretrained=False, amp=False, plots=False, val=False, project=str(workdir),
-        name="run", exist_ok=True, fliplr=0.0, close_mosaic=2, patience=0, verbose=False, optimizer="AdamW", lr0=0.002, warmup_epochs=1,
+        data=str(data), epochs=epochs, time=hours, imgsz=IMAGE_SIZE, batch=batch, device=device, workers=workers,
+        seed=seed, deterministic=True, pretrained=False, amp=False, plots=False, val=False, project=str(workdir),
+        name="run", exist_ok=True, fliplr=0.0, close_mosaic=2, patience=0, verbose=False, optimizer="AdamW", lr0=0.002,
+        warmup_epochs=1,
     )  # fmt: skip
     return workdir / "run" / "weights" / "last.pt"
 
 
-def evaluate(weights: Path, data: Path) -> float:
+def evaluate(weights: Path, data: Path, device: str) -> float:
     """mAP at IoU 0.5 on the held-out images."""
     from ultralytics import YOLO
 
     torchvision_stand_in()
-    metrics = YOLO(str(weights)).val(data=str(data), imgsz=IMAGE_SIZE, batch=16, device="cpu", plots=False,
+    metrics = YOLO(str(weights)).val(data=str(data), imgsz=IMAGE_SIZE, batch=16, device=device, plots=False,
                                      workers=0, verbose=False)  # fmt: skip
     return float(metrics.box.map50)
 
@@ -214,6 +215,8 @@ def main() -> None:
     parser.add_argument("--val-images", type=int, default=100)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu", help="cpu, or a CUDA device index such as 0")
+    parser.add_argument("--workers", type=int, default=2, help="data-loader processes")
     args = parser.parse_args()
 
     os.environ.setdefault("YOLO_OFFLINE", "1")
@@ -222,14 +225,15 @@ def main() -> None:
         shutil.rmtree(args.workdir)
     data = write_dataset(args.workdir / "data", args.train_images, args.val_images, args.seed)
     print(f"data set: {args.train_images} train + {args.val_images} held-out images in {time.time() - start:.0f} s")
-    last = train(data, args.workdir, args.epochs, args.hours, args.seed, args.batch)
-    map50 = evaluate(last, data)
+    last = train(data, args.workdir, args.epochs, args.hours, args.seed, args.batch, args.device, args.workers)
+    map50 = evaluate(last, data, args.device)
     minutes = (time.time() - start) / 60
     print(f"held-out mAP50 {map50:.4f}; {minutes:.1f} min in all")
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    export(last, args.output, {"heldout_map50": f"{map50:.4f}", "max_epochs": str(args.epochs), "max_hours": str(args.hours), "seed": str(args.seed),
-                               "train_images": str(args.train_images), "val_images": str(args.val_images),
-                               "training_minutes": f"{minutes:.1f}"})  # fmt: skip
+    recipe = {"heldout_map50": f"{map50:.4f}", "max_epochs": args.epochs, "max_hours": args.hours, "seed": args.seed,
+              "device": args.device, "train_images": args.train_images, "val_images": args.val_images,
+              "batch": args.batch, "training_minutes": f"{minutes:.1f}"}  # fmt: skip
+    export(last, args.output, {k: str(v) for k, v in recipe.items()})
     write_sample_image(args.sample, args.seed)
     print(f"wrote {args.output} ({args.output.stat().st_size:,} bytes) and {args.sample}")
 

@@ -1,13 +1,14 @@
 """The Pythonic builder over TensorRT's INetworkDefinition."""
 
 from netdef.network.core import NetworkCore, Tensor
+from netdef.network.detection import DetectionOps
 from netdef.network.layers import LayersMixin, num_parameters
 from netdef.network.precision import PRECISIONS, Precision, dtype_name, numpy_dtype, precision, trt_dtype
 from netdef.network.quantization import QuantizationMixin
 from netdef.network.transformer import TransformerMixin
 
 
-class Network(LayersMixin, TransformerMixin, QuantizationMixin):
+class Network(LayersMixin, TransformerMixin, QuantizationMixin, DetectionOps):
     """A TensorRT network definition built layer by layer from a checkpoint.
 
     >>> net = Network(checkpoint, precision="fp16")
