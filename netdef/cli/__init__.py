@@ -3,6 +3,7 @@
 Each command module registers its commands on :data:`netdef.cli.app.app`.
 """
 
+import netdef.cli.detect_cmds  # noqa: F401  (registers commands)
 import netdef.cli.inspect_cmds  # noqa: F401  (registers commands)
 import netdef.cli.int8_cmds  # noqa: F401  (registers commands)
 import netdef.cli.reference_cmds  # noqa: F401  (registers commands)

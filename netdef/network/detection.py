@@ -190,26 +190,33 @@ class DetectionOps(NetworkCore):
         return self.cast(self.logical_and(overlaps, earlier, name="suppresses_b"), trt.float32, name="suppresses")
 
     def _greedy_keep(self, valid: Tensor, suppresses: Tensor, k: int) -> Tensor:
-        """(B, K) float32 0/1: the fixed point of ``keep = valid * (keep @ suppresses == 0)``, by an ILoop."""
-        net = self.trt_network
-        loop = net.add_loop()
+        """(B, K) float32 0/1: the fixed point of ``keep = valid * (keep @ suppresses == 0)``, by an ILoop.
+
+        ``changed`` (shape (1,): TensorRT cannot infer the type of a 0-d reduction inside a loop) says
+        whether the last iteration changed ``keep``; the loop runs while it did. The loop's output is
+        the ``keep`` recurrence's last value (TensorRT takes LAST_VALUE only from a recurrence): the
+        iteration that found no change started from the fixed point.
+        """
+        loop = self.trt_network.add_loop()
         loop.name = self.qualified("greedy")
-        keep = loop.add_recurrence(valid)
-        self._named(keep, "recurrence", "greedy.keep")
-        changed = loop.add_recurrence(self.float_scalar(1.0, 0, "greedy.start"))
-        self._named(changed, "recurrence", "greedy.changed")
-        condition = self.greater(changed.get_output(0), self.float_scalar(0.5, 0, "greedy.half"), name="greedy.go")
-        self._named(loop.add_trip_limit(condition, trt.TripLimit.WHILE), "trip_limit", "greedy.while")
-        row = self.reshape(keep.get_output(0), (0, 1, k), name="greedy.keep_row")
+        keep = self._named(loop.add_recurrence(valid), "recurrence", "greedy.keep")
+        changed = self._named(
+            loop.add_recurrence(self.float_scalar(1.0, 1, "greedy.start")), "recurrence", "greedy.changed"
+        )
+        go = self.greater(changed.get_output(0), self.float_scalar(0.5, 1, "greedy.half"), name="greedy.go")
+        self._named(loop.add_trip_limit(self.reshape(go, (), name="greedy.go_scalar"), trt.TripLimit.WHILE),
+                    "trip_limit", "greedy.while")  # fmt: skip
+        current = keep.get_output(0)
+        row = self.reshape(current, (0, 1, k), name="greedy.keep_row")
         hits = self.reshape(self.matmul(row, suppresses, name="greedy.hits"), (0, k), name="greedy.hits_flat")
         free = self.cast(self.greater(self.float_scalar(0.5, 2, "greedy.half2"), hits, name="greedy.free_b"),
                          trt.float32, name="greedy.free")  # fmt: skip
         new_keep = self.mul(valid, free, name="greedy.new_keep")
-        diff = self.reduce(self._abs(self.sub(new_keep, keep.get_output(0), name="greedy.diff")), "max", [0, 1],
-                           name="greedy.changes")  # fmt: skip
+        difference = self._abs(self.sub(new_keep, current, name="greedy.diff"))
+        changes = self.reduce(difference, "max", [0, 1], keepdim=True, name="greedy.changes")  # (1, 1)
         keep.set_input(1, new_keep)
-        changed.set_input(1, diff)
-        out = loop.add_loop_output(new_keep, trt.LoopOutput.LAST_VALUE)
+        changed.set_input(1, self.reshape(changes, (1,), name="greedy.changes_flat"))
+        out = loop.add_loop_output(current, trt.LoopOutput.LAST_VALUE)
         return self._named(out, "loop_output", "greedy.keep_final").get_output(0)
 
     def _abs(self, x: Tensor) -> Tensor:
