@@ -27,6 +27,7 @@ demo: install
 
 test: install
 	$(BIN)/ruff check netdef architectures tests examples benchmarks
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q -m "not slow"
 
 test-all: install
@@ -34,6 +35,7 @@ test-all: install
 
 lint: install
 	$(BIN)/ruff check netdef architectures tests examples benchmarks
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

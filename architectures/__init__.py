@@ -4,6 +4,6 @@
 >>> net = get("lenet").build_network(Checkpoint.load("weights/lenet_digits.safetensors"))
 """
 
-from architectures.registry import Architecture, get, names, register
+from architectures.registry import Architecture, get, load_all, names, register
 
-__all__ = ["Architecture", "get", "names", "register"]
+__all__ = ["Architecture", "get", "load_all", "names", "register"]

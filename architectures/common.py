@@ -22,8 +22,8 @@ def num_classes(net: Network, classifier: str, given: int | None, default: int =
     """
     if given is not None:
         return given
-    bias = net.param_shape(f"{classifier}.bias")
+    bias = net.checkpoint_shape(f"{classifier}.bias")
     if bias is not None:
         return math.prod(bias)
-    weight = net.param_shape(f"{classifier}.weight")
+    weight = net.checkpoint_shape(f"{classifier}.weight")
     return weight[0] if weight is not None and len(weight) == 2 else default

@@ -1,4 +1,4 @@
-"""LeNet as in TensorRT's MNIST samples (the seed's network)."""
+"""LeNet as in TensorRT's MNIST samples."""
 
 from __future__ import annotations
 
@@ -16,4 +16,4 @@ def lenet(net: Network, x: Tensor) -> Tensor:
     x = net.flatten(x)
     x = net.relu(net.linear(x, "fc1", 500))
     x = net.linear(x, "fc2", 10)
-    return net.softmax(x, axis=1)
+    return net.softmax(x, dim=1)

@@ -32,7 +32,7 @@ def encoder(net: Network, x: Tensor, num_layers: int, num_heads: int, mlp_dim: i
     """``encoder``: add the position embedding, ``num_layers`` blocks, final LayerNorm ``ln``."""
     with net.scope("encoder"):
         seq_length, hidden_dim = net.shape_of(x)[1:]
-        pos_embedding = net.constant("pos_embedding", net.param("pos_embedding", (1, seq_length, hidden_dim)))
+        pos_embedding = net.parameter("pos_embedding", (1, seq_length, hidden_dim))
         x = net.add(x, pos_embedding, name="add_pos_embedding")
         for i in range(num_layers):
             with net.scope("layers"), net.scope(f"encoder_layer_{i}"):
@@ -63,11 +63,11 @@ def vision_transformer(
 ) -> Tensor:
     """Patch embedding, class token, encoder, the class token's output through ``heads.head``."""
     x = _process_input(net, x, patch_size, hidden_dim)
-    class_token = net.constant("class_token", net.param("class_token", (1, 1, hidden_dim)))
+    class_token = net.parameter("class_token", (1, 1, hidden_dim))
     class_token = net.broadcast_batch(class_token, x, name="class_token.expand")
-    x = net.concat([class_token, x], axis=1, name="concat_class_token")
+    x = net.concat([class_token, x], dim=1, name="concat_class_token")
     x = encoder(net, x, num_layers, num_heads, mlp_dim)
-    x = net.gather(x, 0, axis=1, name="class_token_output")  # x[:, 0]
+    x = net.gather(x, 0, dim=1, name="class_token_output")  # x[:, 0]
     with net.scope("heads"):
         return net.linear(x, "head", infer_num_classes(net, "head", num_classes))
 

@@ -22,8 +22,6 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from architectures.registry import register
 from netdef.backend import trt
 from netdef.errors import NetworkDefinitionError
@@ -226,42 +224,10 @@ def Detect(net: Network, xs: Sequence[Tensor], nc: int, legacy: bool, strides: S
             s = net.conv2d(s, "2", nc, 1)
         boxes.append(net.reshape(b, (0, 4 * reg_max, -1), name=f"boxes_{i}"))
         scores.append(net.reshape(s, (0, nc, -1), name=f"scores_{i}"))
-    box = net.cast(net.concat(boxes, 2, name="boxes"), trt.float32, name="boxes_f32")  # decoding in float32
+    distances = net.dfl(net.concat(boxes, 2, name="boxes"), "dfl", reg_max)  # decoding in float32
+    xywh = net.decode_anchors(distances, [net.shape_of(x)[2:] for x in xs], strides, name="decode")
     score = net.cast(net.concat(scores, 2, name="scores"), trt.float32, name="scores_f32")
-    grid, stride = anchor_grid([net.shape_of(x)[2:] for x in xs], strides)
-    distances = dfl(net, box, reg_max)
-    return net.concat([decode(net, distances, grid, stride), net.sigmoid(score, name="cls_sigmoid")], 1, name="out")
-
-
-def dfl(net: Network, box: Tensor, reg_max: int) -> Tensor:
-    """Distribution focal loss integral: each side's distance is the softmax-weighted mean of its ``reg_max``
-    bins, weighted by ``dfl.conv.weight`` (0, 1, ..., 15): (B, 4 * reg_max, A) -> (B, 4, A)."""
-    with net.scope("dfl"):
-        bins = net.softmax(net.reshape(box, (0, 4, reg_max, -1), name="bins"), 2, name="softmax")
-        weight = net.param("conv.weight", (1, reg_max, 1, 1)).reshape(1, 1, reg_max, 1)
-        w = net.typed_constant(np.ascontiguousarray(weight, np.float32), "conv.weight")
-        return net.reduce(net.mul(bins, w, name="weighted"), "sum", 2, name="expectation")
-
-
-def decode(net: Network, distances: Tensor, grid: np.ndarray, stride: np.ndarray) -> Tensor:
-    """Left/top/right/bottom distances around each anchor point -> xywh, times the level's stride."""
-    lt, rb = net.split(distances, [2, 2], 1, name="ltrb")
-    points = net.typed_constant(grid, "anchors")
-    x1y1 = net.sub(points, lt, name="x1y1")
-    x2y2 = net.add(points, rb, name="x2y2")
-    centre = net.div(net.add(x1y1, x2y2, name="corner_sum"), net.float_scalar(2.0, 3, "two"), name="centre")
-    size = net.sub(x2y2, x1y1, name="size")
-    return net.mul(net.concat([centre, size], 1, name="xywh_grid"), net.typed_constant(stride, "strides"), name="xywh")
-
-
-def anchor_grid(sizes: Sequence[Sequence[int]], strides: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
-    """Cell centres ``(x + 0.5, y + 0.5)`` of every level, row-major, as (1, 2, A), and each one's stride (1, 1, A)."""
-    points, stride = [], []
-    for (h, w), s in zip(sizes, strides, strict=True):
-        ys, xs = np.meshgrid(np.arange(h, dtype=np.float32) + 0.5, np.arange(w, dtype=np.float32) + 0.5, indexing="ij")
-        points.append(np.stack([xs.ravel(), ys.ravel()]))
-        stride.append(np.full((1, h * w), s, np.float32))
-    return np.concatenate(points, 1)[None], np.concatenate(stride, 1)[None]
+    return net.concat([xywh, net.sigmoid(score, name="cls_sigmoid")], 1, name="out")
 
 
 def channels(net: Network, x: Tensor) -> int:
@@ -382,7 +348,7 @@ def model_config(net: Network, family: str) -> dict[str, Any]:
 def checkpoint_classes(net: Network, config: dict[str, Any]) -> int:
     """The class count: the last class conv's bias length (``model.<detect>.cv3.0.2.bias``), else the YAML's nc."""
     detect = len(config.get("backbone", [])) + len(config.get("head", [])) - 1
-    bias = net.param_shape(f"model.{detect}.cv3.0.2.bias")
+    bias = net.checkpoint_shape(f"model.{detect}.cv3.0.2.bias")
     return int(math.prod(bias)) if bias is not None else int(config.get("nc", 80))
 
 
@@ -399,20 +365,20 @@ def yolo(net: Network, x: Tensor, family: str, scale: str, nms: bool, conf: floa
     prediction = define_from_config(net, x, config, scale, nc)
     if not nms:
         return prediction
-    return net.non_max_suppression(prediction, nc, conf=conf, iou=iou, max_det=max_det, agnostic=agnostic)
+    return net.greedy_nms(prediction, nc, conf=conf, iou=iou, max_det=max_det, agnostic=agnostic)
 
 
 def _register(family: str, scale: str) -> None:
     name = f"yolov5{scale}u" if family == "yolov5u" else f"{family}{scale}"
 
     def define(net: Network, x: Tensor, nms: bool = True, conf: float = 0.25, iou: float = 0.7, max_det: int = 300,
-               agnostic: bool = False, imgsz: int = IMAGE_SIZE) -> Tensor | dict[str, Tensor]:  # fmt: skip
+               agnostic: bool = False) -> Tensor | dict[str, Tensor]:  # fmt: skip
         return yolo(net, x, family, scale, nms, conf, iou, max_det, agnostic)
 
     title = {"yolov8": "YOLOv8", "yolo11": "YOLO11", "yolov5u": "YOLOv5u"}[family]
     define.__doc__ = f"{title}{scale} detector (Ultralytics checkpoint; NMS in the engine unless nms=False)"
     define.__name__ = name
-    register(name, input_shape=lambda imgsz=IMAGE_SIZE: (3, imgsz, imgsz), output="output0")(define)
+    register(name, input_shape=(3, IMAGE_SIZE, IMAGE_SIZE), output="output0", family="yolo")(define)
 
 
 for _family in ("yolov8", "yolo11", "yolov5u"):

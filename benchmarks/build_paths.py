@@ -105,7 +105,7 @@ def _netdef_path(args: argparse.Namespace, directory: Path, marks: dict[str, flo
     from netdef.weights import Checkpoint
 
     if args.path == "B":
-        from netdef.weights.wts_io import read_wts_per_value
+        from wts_per_value import read_wts_per_value
 
         checkpoint = Checkpoint(read_wts_per_value(directory / f"{args.model}.wts"), directory / f"{args.model}.wts")
     else:

@@ -89,7 +89,7 @@ def main() -> int:
             "element-wise sum with broadcasting",
             {},
             (2, 3, 4),
-            lambda net, x: net.add(x, net.mean(x, axes=(2,), keepdim=True, name="row_mean"), name="add"),
+            lambda net, x: net.add(x, net.mean(x, dim=(2,), keepdim=True, name="row_mean"), name="add"),
             lambda x, _: x + x.mean(axis=2, keepdims=True),
         ),
         (
@@ -100,12 +100,12 @@ def main() -> int:
             lambda x, ck: x @ ck["fc.weight"].T + ck["fc.bias"],
             "fc",
         ),
-        ("softmax over axis 1", {}, (2, 5), lambda net, x: net.softmax(x, axis=1), softmax_numpy),
+        ("softmax over dim 1", {}, (2, 5), lambda net, x: net.softmax(x, dim=1), softmax_numpy),
         (
             "reduce: mean over H and W",
             {},
             (1, 3, 4, 4),
-            lambda net, x: net.mean(x, axes=(2, 3), name="gap"),
+            lambda net, x: net.mean(x, dim=(2, 3), name="gap"),
             lambda x, _: x.mean(axis=(2, 3)),
         ),
         (
@@ -119,7 +119,7 @@ def main() -> int:
             "concatenation along channels",
             {},
             (1, 2, 2, 2),
-            lambda net, x: net.concat([x, net.relu(x)], axis=1, name="cat"),
+            lambda net, x: net.concat([x, net.relu(x)], dim=1, name="cat"),
             lambda x, _: np.concatenate([x, np.maximum(x, 0)], axis=1),
         ),
         (

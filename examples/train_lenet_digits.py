@@ -52,8 +52,8 @@ def train(epochs: int, seed: int) -> tuple[nn.Module, float, float]:
     """Train LeNet with Adam on the digits split of ``seed``; return it and (train, test) accuracy."""
     if str(REPO_ROOT) not in sys.path:  # run from a checkout without installing netdef
         sys.path.insert(0, str(REPO_ROOT))
+    from netdef.cli.torch_models import lenet_module  # TensorRT's MNIST LeNet, in PyTorch
     from netdef.datasets import digits_split
-    from netdef.runtime.torch_models import lenet_module  # TensorRT's MNIST LeNet, in PyTorch
 
     torch.manual_seed(seed)
     split = digits_split(seed=seed, test_fraction=TEST_FRACTION)

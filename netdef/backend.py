@@ -20,7 +20,6 @@ import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from types import ModuleType
 from typing import Any
 
 from netdef.errors import BackendNotFoundError, BuildError
@@ -36,7 +35,7 @@ _TRT_MIN_COMPUTE_CAPABILITY = (7, 5)
 trt_log = logging.getLogger("netdef.trt")
 
 
-def _import_backend() -> tuple[ModuleType, str]:
+def _import_backend() -> tuple[Any, str]:
     forced = os.environ.get("NETDEF_BACKEND", "").strip().lower()
     if forced and forced not in _MODULES:
         raise BackendNotFoundError(f"NETDEF_BACKEND={forced!r} is not a backend: expected one of {sorted(_MODULES)}")
@@ -58,6 +57,8 @@ def _import_backend() -> tuple[ModuleType, str]:
     )
 
 
+trt: Any
+BACKEND: str
 trt, BACKEND = _import_backend()
 """The selected TensorRT module and its short name, ``"tensorrt"`` or ``"rtx"``."""
 

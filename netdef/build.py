@@ -1,11 +1,13 @@
 """Build a :class:`~netdef.Network` into an :class:`~netdef.engine.Engine`.
 
-The seeds' ``buildEngineWithConfig`` is ``build_serialized_network`` now; the workspace is a
-memory-pool limit; precision is not a builder flag (networks are strongly typed).
+The plan comes from ``build_serialized_network``; the workspace is a memory-pool limit; precision
+is not a builder flag (networks are strongly typed). The engine's metadata records how to define
+the network again (:class:`netdef.definition.DefinitionRecord`).
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,6 +21,7 @@ from netdef.errors import BuildError, NetworkDefinitionError
 from netdef.network import Network
 
 BatchRange = tuple[int, int, int]
+log = logging.getLogger("netdef.build")
 
 
 @dataclass
@@ -77,11 +80,22 @@ def parse_size(text: str) -> int:
 def build(network: Network, config: BuildConfig | None = None, *, definition: dict[str, Any] | None = None) -> Engine:
     """Check ``network``'s weights, build it, and return the engine with its metadata.
 
-    ``definition`` (architecture name and options) is stored in the metadata so that the engine
-    can later be refit by re-running the definition on a new checkpoint.
+    The metadata records how to define the network again (``network.definition``, which networks
+    defined by a registered function carry): the definition function, options, inputs, precision,
+    calibration and checkpoint with its fingerprint, so the engine can be run by the reference
+    executor, inspected and refit from any directory. ``definition`` overrides recorded fields.
+    A network assembled ad hoc has no such record: a warning says so.
     """
     config = config or BuildConfig()
     network.check()
+    if network.definition is None and definition is None:
+        log.warning(
+            "network %r was assembled ad hoc (no registered definition function): its engine cannot be run "
+            "by the reference executor or refit from the command line; in Python use "
+            "netdef.refit.refit_plan_from_network(engine, network), or build from a function decorated "
+            "with @netdef.register",
+            network.name,
+        )
     builder_config = _builder_config(network, config)
     started = time.perf_counter()
     plan = backend.build_serialized_network(network.builder, network.trt_network, builder_config)
@@ -116,7 +130,8 @@ a GPU that a refittable engine computes what a plain one does, which would catch
 
 def _configure_refit(network: Network, builder_config: Any, config: BuildConfig) -> None:
     builder_config.set_flag(backend.refit_builder_flag(REFIT_MODE))
-    refused = [name for name in network.weights if not network.trt_network.mark_weights_refittable(name)]
+    refittable = [e.name for e in network.weight_table if e.refittable]
+    refused = [name for name in refittable if not network.trt_network.mark_weights_refittable(name)]
     if refused:
         raise BuildError(f"TensorRT refused to mark {len(refused)} weight(s) refittable: {', '.join(refused)}")
     if config.strip_weights:  # with REFIT_INDIVIDUAL, exactly the marked weights are stripped
@@ -174,7 +189,7 @@ def _save_timing_cache(builder_config: Any, config: BuildConfig) -> None:
 
 def _metadata(network: Network, config: BuildConfig, seconds: float, definition: dict[str, Any] | None) -> dict:
     caps = backend.capabilities()
-    profile = {}
+    profile: dict[str, Any] = {}
     dynamic_batch = any(t["shape"][:1] == [-1] for t in network.io_tensors() if t["mode"] == "input")
     if config.batch is not None and dynamic_batch:  # a static network has no batch range
         profile["batch"] = list(config.batch)
@@ -193,12 +208,28 @@ def _metadata(network: Network, config: BuildConfig, seconds: float, definition:
         "io": network.io_tensors(),
         "profile": profile,
         "num_layers": network.num_layers,
-        "weights": {name: {"shape": list(a.shape), "dtype": str(a.dtype)} for name, a in network.weights.items()},
-        "derived_weights": network.derived,
+        **network.weight_table.metadata(),  # "weights" and "derived_weights"
         "refit": bool(config.refit or config.strip_weights),
         "refit_mode": REFIT_MODE if (config.refit or config.strip_weights) else None,
         "strip_weights": bool(config.strip_weights),
         "build_seconds": round(seconds, 4),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "definition": definition,
+        "definition": _definition(network, definition),
     }
+
+
+def _definition(network: Network, overrides: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The network's definition record as stored (fingerprint included), with ``overrides`` applied."""
+    recorded = network.definition.to_json() if network.definition is not None else None
+    if overrides is None:
+        return recorded
+    merged = {**(recorded or {}), **overrides}
+    if "checkpoint" in overrides and overrides["checkpoint"] != (recorded or {}).get("checkpoint"):
+        merged["checkpoint_fingerprint"] = _fingerprint(overrides["checkpoint"])
+    return merged
+
+
+def _fingerprint(path: Any) -> dict[str, Any] | None:
+    from netdef.weights.fingerprint import fingerprint
+
+    return fingerprint(path) if path and Path(str(path)).is_file() else None

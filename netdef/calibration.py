@@ -1,9 +1,9 @@
 """INT8 calibration on the CPU: activation ranges measured with the NumPy reference executor.
 
-The seeds' ``IInt8EntropyCalibrator2`` and calibration cache, on TensorRT 11's explicit quantization:
-the fp32 network runs over a calibration set in :mod:`netdef.reference`, every activation that feeds a
-convolution or linear layer (:attr:`Network.quantization_points`) is measured, and a range ``amax`` is
-chosen per tensor; the int8 network quantizes that tensor with scale ``amax / 127``.
+TensorRT's entropy calibration (``IInt8EntropyCalibrator2``) and its calibration cache, on TensorRT 11's
+explicit quantization: the fp32 network runs over a calibration set in :mod:`netdef.reference`, every
+activation that feeds a convolution or linear layer (:attr:`Network.quantization_points`) is measured,
+and a range ``amax`` is chosen per tensor; the int8 network quantizes that tensor with scale ``amax / 127``.
 
 Methods (all on ``|x|``):
 
@@ -20,174 +20,48 @@ Methods (all on ``|x|``):
 
 Histogram methods take two passes (the first finds each tensor's maximum, which fixes the bins).
 
-The result is a :class:`Calibration`, saved as a JSON cache keyed by tensor name and reused as the seeds'
-calibration cache is (:func:`load_or_calibrate`): delete the file, or calibrate again, to regenerate it.
+The result is a :class:`Calibration` (:mod:`netdef.calibration_cache`), saved as a JSON cache keyed by
+tensor name and reused (:func:`load_or_calibrate`): delete the file, or calibrate again, to regenerate it.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import logging
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from netdef import __version__
+from netdef.calibration_cache import (
+    CACHE_FORMAT,
+    CACHE_VERSION,
+    DEFAULT_BINS,
+    DEFAULT_PERCENTILE,
+    LEVELS,
+    METHODS,
+    Calibration,
+    weights_fingerprint,
+)
+from netdef.dtypes import numpy_dtype
 from netdef.errors import CalibrationError
 
-METHODS = ("max", "percentile", "entropy")
-CACHE_FORMAT = "netdef-int8-calibration"
-CACHE_VERSION = 1
-DEFAULT_PERCENTILE = 99.99
-DEFAULT_BINS = 2048
-LEVELS = 128
-"""Quantized levels of ``|x|`` (INT8's 0..127 plus zero), as TensorRT's entropy calibration uses."""
-
-log = logging.getLogger("netdef.calibration")
-
-
-# --------------------------------------------------------------------------- the result and its cache
-
-
-@dataclass
-class Calibration:
-    """Calibrated activation ranges: tensor name -> ``amax`` (the int8 scale is ``amax / 127``)."""
-
-    amax: dict[str, float]
-    method: str
-    architecture: str | None = None
-    percentile: float | None = None
-    bins: int | None = None
-    samples: int = 0
-    consumers: dict[str, list[str]] = field(default_factory=dict)
-    """Tensor -> the layers it feeds (for people reading the cache)."""
-    checkpoint: str | None = None
-    weights_sha256: str | None = None
-    """Fingerprint of the network's weights when calibrated; a mismatch at build time is warned about."""
-    netdef_version: str = __version__
-    seconds: float | None = None
-
-    @property
-    def scales(self) -> dict[str, float]:
-        """Tensor name -> INT8 scale ``amax / 127`` (1.0 for a tensor that was all zeros)."""
-        from netdef.network.quantization import scale_from_amax
-
-        return {name: float(scale_from_amax(amax)) for name, amax in self.amax.items()}
-
-    def to_json(self) -> dict[str, Any]:
-        scales = self.scales
-        return {
-            "format": CACHE_FORMAT,
-            "version": CACHE_VERSION,
-            "netdef_version": self.netdef_version,
-            "architecture": self.architecture,
-            "checkpoint": self.checkpoint,
-            "weights_sha256": self.weights_sha256,
-            "method": self.method,
-            "options": {"percentile": self.percentile, "bins": self.bins},
-            "samples": self.samples,
-            "seconds": self.seconds,
-            "tensors": {
-                name: {"amax": amax, "scale": scales[name], "layers": self.consumers.get(name, [])}
-                for name, amax in self.amax.items()
-            },
-        }
-
-    def save(self, path: str | Path) -> Path:
-        """Write the JSON cache (atomically: a temporary file renamed over ``path``)."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_json(), indent=2) + "\n")
-        tmp.replace(path)
-        return path
-
-    @classmethod
-    def from_json(cls, data: Any, source: str = "<calibration>") -> Calibration:
-        """Parse a cache; :class:`CalibrationError` lists every problem found."""
-        if not isinstance(data, dict):
-            raise CalibrationError(f"{source}: not a netdef calibration cache (expected a JSON object)")
-        problems = []
-        if data.get("format") != CACHE_FORMAT:
-            problems.append(f"format is {data.get('format')!r}, expected {CACHE_FORMAT!r}")
-        if data.get("version") != CACHE_VERSION:
-            problems.append(f"version is {data.get('version')!r}, this netdef reads version {CACHE_VERSION}")
-        if data.get("method") not in METHODS:
-            problems.append(f"method is {data.get('method')!r}, expected one of {', '.join(METHODS)}")
-        tensors = data.get("tensors")
-        amax: dict[str, float] = {}
-        consumers: dict[str, list[str]] = {}
-        if not isinstance(tensors, dict) or not tensors:
-            problems.append("no 'tensors' (tensor name -> {amax, scale})")
-            tensors = {}
-        for name, entry in tensors.items():
-            value = entry.get("amax") if isinstance(entry, dict) else None
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
-                problems.append(f"tensor {name!r}: amax must be a finite number >= 0, found {value!r}")
-                continue
-            amax[name] = float(value)
-            consumers[name] = list(entry.get("layers") or [])
-        if problems:
-            header = f"{source}: {len(problems)} problem(s) in the calibration cache:"
-            raise CalibrationError("\n".join([header, *(f"  - {p}" for p in problems)]))
-        options = data.get("options") or {}
-        return cls(
-            amax=amax,
-            method=data["method"],
-            architecture=data.get("architecture"),
-            percentile=options.get("percentile"),
-            bins=options.get("bins"),
-            samples=int(data.get("samples") or 0),
-            consumers=consumers,
-            checkpoint=data.get("checkpoint"),
-            weights_sha256=data.get("weights_sha256"),
-            netdef_version=str(data.get("netdef_version", "?")),
-            seconds=data.get("seconds"),
-        )
-
-    @classmethod
-    def load(cls, path: str | Path) -> Calibration:
-        path = Path(path)
-        try:
-            text = path.read_text()
-        except FileNotFoundError:
-            raise CalibrationError(
-                f"calibration cache {str(path)!r} does not exist (make it with `netdef calibrate`)"
-            ) from None
-        except OSError as exc:
-            raise CalibrationError(f"calibration cache {str(path)!r} cannot be read: {exc}") from None
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise CalibrationError(f"calibration cache {str(path)!r} is not valid JSON: {exc}") from None
-        calibration = cls.from_json(data, str(path))
-        if calibration.netdef_version != __version__:
-            log.warning("%s was written by netdef %s (this is %s)", path, calibration.netdef_version, __version__)
-        return calibration
-
-    def problems_for(self, architecture: str | None = None, method: str | None = None) -> list[str]:
-        """Why this calibration does not fit ``architecture`` / ``method`` (empty when it does)."""
-        found = []
-        if architecture is not None and self.architecture not in (None, architecture):
-            found.append(f"it was made for architecture {self.architecture!r}, not {architecture!r}")
-        if method is not None and self.method != method:
-            found.append(f"it was made with method {self.method!r}, not {method!r}")
-        return found
-
-
-def weights_fingerprint(weights: Mapping[str, np.ndarray]) -> str:
-    """SHA-256 over the weights' names, shapes and bytes (the weights a network hands TensorRT)."""
-    digest = hashlib.sha256()
-    for name in sorted(weights):
-        array = np.ascontiguousarray(weights[name])
-        digest.update(f"{name}:{array.dtype}:{array.shape};".encode())
-        digest.update(memoryview(array).cast("B"))
-    return digest.hexdigest()
+__all__ = [
+    "CACHE_FORMAT",
+    "CACHE_VERSION",
+    "DEFAULT_BINS",
+    "DEFAULT_PERCENTILE",
+    "LEVELS",
+    "METHODS",
+    "Calibration",
+    "calibrate",
+    "entropy_amax",
+    "histogram",
+    "load_or_calibrate",
+    "percentile_amax",
+    "weights_fingerprint",
+]
 
 
 # --------------------------------------------------------------------------- statistics (pure NumPy)
@@ -275,8 +149,6 @@ def _batches(data: Mapping[str, np.ndarray], batch_size: int) -> Iterator[dict[s
 
 def _inputs(network: Any, data: np.ndarray | Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The calibration set as input name -> float array, checked against the network's inputs."""
-    from netdef.network.precision import numpy_dtype
-
     trt_net = network.trt_network
     declared = {trt_net.get_input(i).name: trt_net.get_input(i) for i in range(trt_net.num_inputs)}
     if not isinstance(data, Mapping):
@@ -383,7 +255,7 @@ def calibrate(
         samples=samples,
         consumers={key: list(network.quantization_points.get(key, [])) for key in tensors},
         checkpoint=checkpoint,
-        weights_sha256=weights_fingerprint(network.weights),
+        weights_sha256=network.weight_table.fingerprint(),
         seconds=round(time.perf_counter() - started, 3),
     )
 
@@ -397,19 +269,22 @@ def load_or_calibrate(
     method: str = "entropy",
     **kwargs: Any,
 ) -> Calibration:
-    """The seeds' flow: reuse ``cache`` when it exists (and fits), else calibrate on ``data`` and write it.
+    """Reuse ``cache`` when it exists (and fits), else calibrate on ``data`` and write it.
 
-    ``checkpoint``: a :class:`~netdef.Checkpoint` or a path. A cache made for another architecture or
+    ``architecture``: a registered name, ``file.py:function`` or ``module:function``
+    (:func:`netdef.definition.resolve`). ``checkpoint``: a :class:`~netdef.Checkpoint` or a path. A cache
+    made for another architecture or
     method raises :class:`CalibrationError` (delete it to regenerate); ``data`` may be None when the
     cache is known to exist.
     """
-    from architectures import get
+    from netdef.definition import resolve
     from netdef.weights import Checkpoint
 
+    arch = resolve(architecture)
     cache = Path(cache)
     if cache.exists():
         calibration = Calibration.load(cache)
-        problems = calibration.problems_for(architecture, method)
+        problems = calibration.problems_for(arch.name, method)
         if problems:
             raise CalibrationError(
                 f"calibration cache {str(cache)!r} does not fit: {'; '.join(problems)} (delete it to calibrate again)"
@@ -419,7 +294,7 @@ def load_or_calibrate(
         raise CalibrationError(f"calibration cache {str(cache)!r} does not exist and no calibration data was given")
     source = str(checkpoint) if not isinstance(checkpoint, Mapping) else getattr(checkpoint, "source", None)
     ckpt = checkpoint if isinstance(checkpoint, Mapping) else Checkpoint.load(checkpoint)
-    network = get(architecture).build_network(ckpt, precision="fp32", batch=-1)
-    calibration = calibrate(network, data, method, architecture=architecture, checkpoint=source, **kwargs)
+    network = arch.build_network(ckpt, precision="fp32", batch=-1)
+    calibration = calibrate(network, data, method, architecture=arch.name, checkpoint=source, **kwargs)
     calibration.save(cache)
     return calibration

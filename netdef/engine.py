@@ -28,7 +28,9 @@ from typing import Any
 from netdef.errors import EngineFileError
 
 MAGIC = b"NETDEF\x89\n"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""Version 2: the metadata's ``definition`` is a full :class:`netdef.definition.DefinitionRecord`."""
+READABLE_VERSIONS = (1, 2)
 _HEADER = struct.Struct("<8sII32s")
 
 
@@ -114,9 +116,10 @@ class Engine:
                 f"{source}: not a netdef engine file (starts with {data[:8]!r}, expected {MAGIC!r}); "
                 "a bare TensorRT plan can be wrapped with netdef.Engine(plan, metadata)"
             )
-        if version != FORMAT_VERSION:
+        if version not in READABLE_VERSIONS:
             raise EngineFileError(
-                f"{source}: engine file format version {version}, this netdef reads version {FORMAT_VERSION}"
+                f"{source}: engine file format version {version}, this netdef reads version {FORMAT_VERSION} "
+                f"(and {', '.join(map(str, READABLE_VERSIONS[:-1]))})"
             )
         meta_end = _HEADER.size + meta_len
         if len(data) < meta_end:

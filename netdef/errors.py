@@ -1,14 +1,27 @@
 """Every error netdef raises derives from :class:`NetdefError`.
 
 Messages name the file, tensor, layer and the expected vs actual value, and
-list every problem at once rather than the first one found.
+list every problem at once rather than the first one found: ``error.problems``
+holds them as a list, and :func:`format_problems` writes them, one per line.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+
+def format_problems(message: str, problems: Iterable[str]) -> str:
+    """``message`` followed by one indented ``- problem`` line per problem (just ``message`` when none)."""
+    lines = [f"  - {p}" for p in problems]
+    return "\n".join([f"{message}:", *lines]) if lines else message
+
 
 class NetdefError(Exception):
-    """Base class of all netdef errors."""
+    """Base class of all netdef errors; ``problems`` lists every reason found (may be empty)."""
+
+    def __init__(self, message: str = "", problems: Iterable[str] | None = None):
+        self.problems: list[str] = list(problems or [])
+        super().__init__(format_problems(message, self.problems))
 
 
 class BackendNotFoundError(NetdefError, ImportError):
@@ -24,6 +37,15 @@ class CheckpointError(NetdefError, KeyError):
 
 class NetworkDefinitionError(NetdefError, ValueError):
     """A network definition is inconsistent (shapes, names, weights); raised before TensorRT sees it."""
+
+
+class DefinitionError(NetdefError, ValueError):
+    """A network definition cannot be found, imported or called as asked (name, file, module, options), or an
+    engine's network cannot be defined again; ``problems`` lists every reason."""
+
+    def __init__(self, message: str, problems: Iterable[str] | None = None):
+        problems = list(problems or [])
+        super().__init__(message + (f": {len(problems)} problem(s)" if problems else ""), problems)
 
 
 class BuildError(NetdefError, RuntimeError):
@@ -60,12 +82,10 @@ class RefitError(NetdefError, RuntimeError):
     ``trt_errors`` holds TensorRT's own messages when TensorRT refused it."""
 
     def __init__(self, message: str, problems: list[str] | None = None, trt_errors: list[str] | None = None):
-        self.problems = list(problems or [])
+        problems = list(problems or [])
         self.trt_errors = list(trt_errors or [])
-        lines = [message + (f": {len(self.problems)} problem(s):" if self.problems else "")]
-        lines += [f"  - {p}" for p in self.problems]
-        lines += [f"  TensorRT: {line}" for line in self.trt_errors]
-        super().__init__("\n".join(lines))
+        super().__init__(message + (f": {len(problems)} problem(s)" if problems else ""), problems)
+        self.args = ("\n".join([str(self.args[0]), *(f"  TensorRT: {line}" for line in self.trt_errors)]),)
 
 
 class BuildCancelledError(BuildError):

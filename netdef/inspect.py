@@ -5,33 +5,26 @@ name, type, settings, output shapes and dtypes, weight count and FLOPs. :func:`t
 network as a Graphviz graph (layers are nodes, tensors are edges labelled with their shapes) and
 :func:`write_graph` renders it to SVG/PNG with Graphviz's ``dot`` where it is installed.
 
-FLOPs count a multiply-add as 2 and are for the network's batch (a dynamic ``-1`` dimension counts
-as 1, so a dynamic-batch network is measured per sample):
-
-- convolution: ``2 * Cout * Cin/groups * kh * kw * Hout * Wout`` per sample (deconvolution: with
-  the input's spatial size); the bias add is not counted;
-- matrix multiply: ``2 * M * N * K`` per matrix product, times the broadcast batch;
-- element-wise, activation, unary, quantize/dequantize: one per output element; scale: one per
-  element for each of scale, shift, power that is present;
-- pooling: kernel area per output element; reduce: one per input element;
-- softmax: 3 per element (exp, sum, divide); normalization: 5 per element;
-- constants, shuffles, concatenation, slices, casts and other data movement: 0;
-- any other layer type: unknown (``None``, shown as ``?``), and left out of the total.
+Each layer type's settings text, weight count, FLOPs formula and graph colour come from its entry in
+the layer-type registry (:mod:`netdef.reference.registry`), next to its reference semantics. FLOPs count
+a multiply-add as 2 and are for the network's batch (a dynamic ``-1`` dimension counts as 1, so a
+dynamic-batch network is measured per sample); ``None`` (shown as ``?``, left out of the total) means
+the data decides it, e.g. for NMS or plugins.
 """
 
 from __future__ import annotations
 
-import functools
-import math
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from netdef.backend import trt
+from netdef.dtypes import DTypeError, dtype_name
 from netdef.errors import NetdefError
+from netdef.reference.readback import layer_type
+from netdef.reference.registry import lookup, registered_layer_types
 
 Shape = tuple[int, ...]
 
@@ -92,33 +85,6 @@ class NetworkSummary:
 
 # --------------------------------------------------------------------------- reading layers back
 
-_DATA_MOVEMENT = {
-    "CONSTANT", "SHUFFLE", "CONCATENATION", "SLICE", "GATHER", "IDENTITY", "CAST", "SHAPE",
-    "PADDING", "SQUEEZE", "UNSQUEEZE", "FILL", "ASSERTION",
-}  # fmt: skip
-_PER_ELEMENT = {"ELEMENTWISE", "ACTIVATION", "UNARY", "PARAMETRIC_RELU", "SELECT", "QUANTIZE", "DEQUANTIZE"}
-
-
-def layer_type(layer: Any) -> Any:
-    """A layer's ``trt.LayerType`` (pooling and activation layers shadow ``.type``)."""
-    return trt.ILayer.type.fget(layer)
-
-
-@functools.cache
-def _layer_classes() -> dict[str, Any]:
-    """``"convolution"`` -> ``trt.IConvolutionLayer``, for every layer class of the backend."""
-    return {
-        attr[1:-5].lower(): getattr(trt, attr) for attr in dir(trt) if attr.startswith("I") and attr.endswith("Layer")
-    }
-
-
-def _concrete(layer: Any) -> Any:
-    """Give a plain ``ILayer`` from ``get_layer`` its concrete class, so its settings can be read."""
-    cls = _layer_classes().get(layer_type(layer).name.replace("_", "").lower())
-    if cls is not None:
-        layer.__class__ = cls
-    return layer
-
 
 def _shape(tensor: Any) -> Shape | None:
     try:
@@ -128,11 +94,9 @@ def _shape(tensor: Any) -> Shape | None:
 
 
 def _dtype(tensor: Any) -> str:
-    from netdef.network.precision import dtype_name
-
     try:
         return dtype_name(tensor.dtype)
-    except Exception:  # noqa: BLE001 - a dtype netdef has no name for
+    except DTypeError:  # a dtype netdef has no row for
         return str(tensor.dtype).split(".")[-1].lower()
 
 
@@ -140,140 +104,18 @@ def _tensor_info(tensor: Any) -> TensorInfo:
     return TensorInfo(tensor.name, _shape(tensor), _dtype(tensor))
 
 
-def _size(weights: Any) -> int:
-    return 0 if weights is None else int(weights.size)
-
-
-def _numel(shape: Shape | None) -> int | None:
-    return None if shape is None else math.prod(max(d, 1) for d in shape)
-
-
-def _hw(dims: Any) -> str:
-    return "x".join(str(int(d)) for d in dims)
-
-
-def _same(dims: Any) -> str:
-    """``(2, 2)`` -> ``2``; ``(1, 2)`` -> ``1x2``."""
-    values = [int(d) for d in dims]
-    return str(values[0]) if len(set(values)) == 1 else "x".join(map(str, values))
-
-
-def _window(layer: Any, window: Any) -> str:
-    """Kernel, stride and (non-zero) padding: ``3x3 /2 pad 1``."""
-    text = f"{_hw(window)} /{_same(layer.stride_nd)}"
-    if any(int(d) for d in layer.padding_nd):
-        text += f" pad {_same(layer.padding_nd)}"
-    return text
-
-
-def _enum(value: Any) -> str:
-    return getattr(value, "name", str(value)).lower()
-
-
-def _describe(layer: Any, kind: str) -> str:
-    """The settings that matter for ``kind``, in a few words."""
-    if kind in ("CONVOLUTION", "DECONVOLUTION"):
-        text = _window(layer, layer.kernel_size_nd)
-        if any(int(d) != 1 for d in layer.dilation_nd):
-            text += f" dil {_same(layer.dilation_nd)}"
-        if layer.num_groups != 1:
-            text += f" groups {layer.num_groups}"
-        return text + f", {layer.num_output_maps} maps"
-    if kind == "POOLING":
-        return f"{_enum(layer.type)} {_window(layer, layer.window_size_nd)}"
-    if kind == "ACTIVATION":
-        return _enum(layer.type)
-    if kind == "ELEMENTWISE":
-        return _enum(layer.op)
-    if kind == "UNARY":
-        return _enum(layer.op)
-    if kind == "MATRIX_MULTIPLY":
-        marks = {"none": "", "transpose": "ᵀ", "vector": " (vector)"}
-        return f"A{marks.get(_enum(layer.op0), '')} · B{marks.get(_enum(layer.op1), '')}"
-    if kind in ("SOFTMAX", "REDUCE"):
-        axes = [i for i in range(32) if layer.axes >> i & 1]
-        prefix = f"{_enum(layer.op)} " if kind == "REDUCE" else ""
-        return f"{prefix}axes {axes}" + (" keepdim" if kind == "REDUCE" and layer.keep_dims else "")
-    if kind == "SHUFFLE":
-        return _describe_shuffle(layer)
-    if kind == "CONCATENATION":
-        return f"axis {layer.axis}"
-    if kind == "CAST":
-        return f"to {_enum(layer.to_type)}"
-    if kind == "CONSTANT":
-        return _hw(layer.shape)
-    if kind == "SCALE":
-        return f"{_enum(layer.mode)} scale, axis {layer.channel_axis}"
-    return ""
-
-
-def _describe_shuffle(layer: Any) -> str:
-    parts = []
-    output_rank = len(_shape(layer.get_output(0)) or ())
-    input_shape = _shape(layer.get_input(0)) or ()
-    first = tuple(layer.first_transpose)[: len(input_shape)]
-    if first != tuple(range(len(first))):
-        parts.append(f"permute {list(first)}")
-    try:
-        dims = tuple(int(d) for d in layer.reshape_dims)
-    except (RuntimeError, ValueError, TypeError):
-        dims = None
-    if dims is not None and len(dims) > 0:
-        parts.append(f"reshape {list(dims)}")
-    second = tuple(layer.second_transpose)[:output_rank]
-    if second != tuple(range(len(second))):
-        parts.append(f"then permute {list(second)}")
-    return ", ".join(parts) or "identity"
-
-
-def _params(layer: Any, kind: str) -> int:
-    if kind in ("CONVOLUTION", "DECONVOLUTION"):
-        return _size(layer.kernel) + _size(layer.bias)
-    if kind == "SCALE":
-        return _size(layer.scale) + _size(layer.shift) + _size(layer.power)
-    if kind == "CONSTANT":
-        return _size(layer.weights)
-    return 0
-
-
-def _flops(layer: Any, kind: str) -> int | None:
-    out = _shape(layer.get_output(0))
-    first_input = layer.get_input(0) if layer.num_inputs else None
-    inp = _shape(first_input) if first_input is not None else None
-    if kind in _DATA_MOVEMENT:
-        return 0
-    if out is None:
-        return None
-    numel = _numel(out)
-    assert numel is not None
-    if kind == "CONVOLUTION" and inp is not None:
-        kernel_area = math.prod(int(d) for d in layer.kernel_size_nd)
-        return 2 * numel * (max(inp[1], 1) // layer.num_groups) * kernel_area
-    if kind == "DECONVOLUTION" and inp is not None:
-        kernel_area = math.prod(int(d) for d in layer.kernel_size_nd)
-        return 2 * (_numel(inp) or 0) * (layer.num_output_maps // layer.num_groups) * kernel_area
-    if kind == "MATRIX_MULTIPLY" and inp is not None:
-        return 2 * numel * _inner_dim(inp, layer.op0)
-    if kind in _PER_ELEMENT:
-        return numel
-    if kind == "SCALE":
-        return numel * sum(1 for w in (layer.scale, layer.shift, layer.power) if _size(w) > 0)
-    if kind == "POOLING":
-        return numel * math.prod(int(d) for d in layer.window_size_nd)
-    if kind == "REDUCE" and inp is not None:
-        return _numel(inp)
-    if kind == "SOFTMAX":
-        return 3 * numel
-    if kind == "NORMALIZATION":
-        return 5 * numel
-    return None
-
-
-def _inner_dim(shape: Shape, op: Any) -> int:
-    """K of a matrix product: the last axis of A, or the second last when A is transposed."""
-    if _enum(op) == "vector" or len(shape) == 1:
-        return max(shape[-1], 1)
-    return max(shape[-2] if _enum(op) == "transpose" else shape[-1], 1)
+def _read_layer(index: int, layer: Any) -> LayerInfo:
+    """One layer's facts from its layer-type registry entry (settings, weights, FLOPs)."""
+    kind = layer_type(layer)
+    entry = lookup(kind)
+    detail, params, flops = "", 0, None  # a type the registry does not know: no settings, weights, FLOPs
+    if entry is not None:
+        layer.__class__ = entry.layer_class
+        detail, flops = entry.detail(layer), entry.flops(layer)
+        params = entry.weights(layer) or 0
+    inputs = tuple(t.name for t in (layer.get_input(i) for i in range(layer.num_inputs)) if t is not None)
+    outputs = tuple(_tensor_info(layer.get_output(i)) for i in range(layer.num_outputs))
+    return LayerInfo(index, layer.name, kind.name, detail, inputs, outputs, params, flops)
 
 
 def inspect_network(network: Any) -> NetworkSummary:
@@ -284,23 +126,7 @@ def inspect_network(network: Any) -> NetworkSummary:
         inputs=[_tensor_info(net.get_input(i)) for i in range(net.num_inputs)],
         outputs=[_tensor_info(net.get_output(i)) for i in range(net.num_outputs)],
     )
-    for index in range(net.num_layers):
-        layer = _concrete(net.get_layer(index))
-        kind = layer_type(layer).name
-        inputs = tuple(t.name for t in (layer.get_input(i) for i in range(layer.num_inputs)) if t is not None)
-        outputs = tuple(_tensor_info(layer.get_output(i)) for i in range(layer.num_outputs))
-        summary.layers.append(
-            LayerInfo(
-                index=index,
-                name=layer.name,
-                type=kind,
-                detail=_describe(layer, kind),
-                inputs=inputs,
-                outputs=outputs,
-                params=_params(layer, kind),
-                flops=_flops(layer, kind),
-            )
-        )
+    summary.layers = [_read_layer(index, net.get_layer(index)) for index in range(net.num_layers)]
     return summary
 
 
@@ -335,24 +161,30 @@ def type_text(kind: str) -> str:
 
 # --------------------------------------------------------------------------- graph pictures
 
-TYPE_COLOURS = {
-    "CONVOLUTION": "#9ecae1",
-    "DECONVOLUTION": "#9ecae1",
-    "POOLING": "#a1d99b",
-    "REDUCE": "#a1d99b",
-    "MATRIX_MULTIPLY": "#fdae6b",
-    "ACTIVATION": "#fff2a8",
-    "UNARY": "#fff2a8",
-    "ELEMENTWISE": "#fcbba1",
-    "SCALE": "#c6dbef",
-    "NORMALIZATION": "#c6dbef",
-    "SOFTMAX": "#dadaeb",
-    "CONSTANT": "#f0f0f0",
-    "SHUFFLE": "#e0e0e0",
-    "CONCATENATION": "#e0e0e0",
-    "CAST": "#e0e0e0",
-}
-"""Fill colour of each layer type in graph pictures (others are white)."""
+
+class _TypeColours(Mapping[str, str]):
+    """Layer type name -> fill colour in graph pictures: its family's colour in the layer-type registry."""
+
+    def _table(self) -> dict[str, str]:
+        return {kind.name: entry.colour for kind in registered_layer_types() if (entry := lookup(kind))}
+
+    def __getitem__(self, kind: str) -> str:
+        return self._table()[kind]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._table())
+
+    def __len__(self) -> int:
+        return len(self._table())
+
+
+TYPE_COLOURS: Mapping[str, str] = _TypeColours()
+"""Fill colour of each layer type in graph pictures (types the registry does not know are white)."""
+
+
+def type_colour(kind: str) -> str:
+    """Fill colour of a layer type in graph pictures: its family's colour in the layer-type registry."""
+    return TYPE_COLOURS.get(kind, "white")
 
 
 def _quote(text: str) -> str:
@@ -410,7 +242,7 @@ def _layer_node(layer: LayerInfo) -> str:
     if layer.flops and layer.type != "CONSTANT":
         costs.append(flops_text(layer.flops))
     text.append(" · ".join(c for c in costs if c))
-    colour = TYPE_COLOURS.get(layer.type, "white")
+    colour = type_colour(layer.type)
     extra = ", fontsize=9" if layer.type == "CONSTANT" else ""
     return f'L{layer.index} [fillcolor="{colour}"{extra}, label={_label(text)}];'
 

@@ -50,12 +50,10 @@ def options(arch: str) -> dict:
 
 
 def define(arch: str, checkpoint, precision: str = "fp32", batch: int = -1, size: int = SIZE, **opts) -> Network:
-    """``arch`` on ``checkpoint`` with a ``size`` x ``size`` input (the registry fixes 224)."""
-    net = Network(checkpoint, precision=precision, name=arch)
-    x = net.input("input", (batch, 3, size, size))
-    net.output(architectures.get(arch).define(net, x, **opts), "logits")
-    net.check()
-    return net
+    """``arch`` on ``checkpoint`` with a ``size`` x ``size`` input (the registry's is 224)."""
+    return architectures.get(arch).build_network(
+        checkpoint, precision=precision, batch=batch, input_shape=(3, size, size), **opts
+    )
 
 
 def images(n: int, seed: int = 0, size: int = SIZE) -> np.ndarray:
@@ -308,7 +306,7 @@ def test_layer_norm_gather_and_attention_match_torch(rng):
     net = Network(ckpt)
     x = net.input("input", (-1, 6, embed))
     y = net.multi_head_attention(net.layer_norm(x, "norm", eps=1e-6), "attn", heads)
-    net.output(net.gather(y, -1, axis=1), "last")
+    net.output(net.gather(y, -1, dim=1), "last")
     data = rng.standard_normal((3, 6, embed)).astype(np.float32)
     with torch.no_grad():
         t = norm(torch.from_numpy(data))
@@ -317,7 +315,7 @@ def test_layer_norm_gather_and_attention_match_torch(rng):
     assert out.shape == (3, embed)
     assert relative_error(out, expected) <= 1e-5
     with pytest.raises(NetworkDefinitionError, match="index 6 is out of range for axis 1 of size 6"):
-        net.gather(y, 6, axis=1)
+        net.gather(y, 6, dim=1)
     with pytest.raises(NetworkDefinitionError, match="not divisible by 5 heads"):
         net.multi_head_attention(y, "attn", 5)
 
@@ -325,8 +323,8 @@ def test_layer_norm_gather_and_attention_match_torch(rng):
 def test_broadcast_batch_repeats_a_constant_to_a_dynamic_batch():
     net = Network({"token": np.arange(4, dtype=np.float32).reshape(1, 1, 4)})
     x = net.input("input", (-1, 3, 4))
-    token = net.broadcast_batch(net.constant("token", net.param("token", (1, 1, 4))), x)
-    net.output(net.concat([token, x], axis=1), "out")
+    token = net.broadcast_batch(net.parameter("token", (1, 1, 4)), x)
+    net.output(net.concat([token, x], dim=1), "out")
     assert tuple(net.trt_network.get_output(0).shape) == (-1, 4, 4)
     data = np.ones((5, 3, 4), np.float32)
     out = run(net.trt_network, {"input": data}).outputs["out"]
@@ -411,7 +409,7 @@ def test_engine_on_gpu_matches_pytorch(arch, precision):
 def test_unnamed_gathers_and_broadcasts_get_unique_names():
     net = Network({})
     x = net.input("input", (-1, 3, 4))
-    a, b = net.gather(x, 0, axis=1), net.gather(x, [1, 2], axis=1)
+    a, b = net.gather(x, 0, dim=1), net.gather(x, [1, 2], dim=1)
     assert (a.name, net.shape_of(a), b.name, net.shape_of(b)) == ("gather", (-1, 4), "gather_1", (-1, 2, 4))
     token = net.scalar(1.0, x)
     assert net.broadcast_batch(token, x).name == "broadcast_batch"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cli_runner import netdef
+from cli_runner import needs_build, netdef
 
 from netdef import backend
 from netdef.build import parse_batch, parse_size
@@ -27,12 +27,6 @@ def netdef_process(*args, env: dict[str, str] | None = None) -> subprocess.Compl
         [sys.executable, "-m", "netdef.cli", *map(str, args)],
         capture_output=True, text=True, cwd=REPO, env={**os.environ, **(env or {})}, timeout=300,
     )  # fmt: skip
-
-
-def needs_build() -> None:
-    caps = backend.capabilities()
-    if not caps.can_build:
-        pytest.skip(f"engines cannot be built here: {caps.reason}")
 
 
 def assert_clean_failure(code: int, err: str, *fragments: str) -> None:

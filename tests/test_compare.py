@@ -53,10 +53,7 @@ def digits8():
 def resnet18():
     model = randomize(torchvision_twin("resnet18", num_classes=10), seed=3)
     checkpoint = state_dict_arrays(model)
-    net = Network(checkpoint, name="resnet18")
-    x = net.input("input", (-1, 3, SIZE, SIZE))
-    net.output(architectures.get("resnet18").define(net, x), "logits")
-    net.check()
+    net = architectures.get("resnet18").build_network(checkpoint, input_shape=(3, SIZE, SIZE))
     return net, model, checkpoint
 
 
@@ -131,8 +128,7 @@ def test_small_vit_compares_attention_tuple_outputs():
     """MultiheadAttention returns (output, weights): its first element is compared with the attention scope."""
     sizes = {"patch_size": 8, "num_layers": 2, "num_heads": 4, "hidden_dim": 64, "mlp_dim": 128}
     model = randomize(torchvision_twin("vit_b_16", num_classes=10, image_size=32, **sizes), seed=1)
-    net = Network(state_dict_arrays(model), name="vit")
-    net.output(architectures.get("vit_b_16").define(net, net.input("input", (-1, 3, 32, 32)), **sizes), "logits")
+    net = architectures.get("vit_b_16").build_network(state_dict_arrays(model), input_shape=(3, 32, 32), **sizes)
     x = np.random.default_rng(4).standard_normal((2, 3, 32, 32)).astype(np.float32)
     report = compare_with_torch(net, model, x, rtol=1e-4)
     compared = {name for row in report.rows for name in row.counterpart.split(" = ")}

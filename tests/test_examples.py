@@ -36,8 +36,8 @@ def percent(pattern: str, output: str) -> float:
     return float(match.group(1))
 
 
-def test_01_seed_network_by_hand(tmp_path):
-    out = run_example("01_seed_network_by_hand.py", "--out", str(tmp_path))
+def test_01_mnist_network_by_hand(tmp_path):
+    out = run_example("01_mnist_network_by_hand.py", "--out", str(tmp_path))
     assert re.search(r"^  conv1 +-> conv1 +\(-1, 20, 24, 24\)$", out, flags=re.M)
     assert re.search(r"^  softmax +-> prob +\(-1, 10\)$", out, flags=re.M)
     accuracy = percent(r"reference executor: ([\d.]+)% of 360 held-out digits correct", out)
@@ -48,7 +48,7 @@ def test_01_seed_network_by_hand(tmp_path):
     assert accuracy == pytest.approx(100 * recorded, abs=0.01)
     assert "registered 'lenet' vs this one: max |difference| 0.0e+00" in out
     if CAPS.can_build:
-        assert (tmp_path / "seed_mnist.engine").stat().st_size > 1_000_000
+        assert (tmp_path / "mnist_by_hand.engine").stat().st_size > 1_000_000
         check_gpu_step(out, "running the engine on the GPU")
 
 

@@ -88,9 +88,9 @@ def test_every_layer_type_gets_a_formula(rng):
     x = net.input("x", (2, 4, 6, 6))
     y = net.batch_norm(x, "bn")
     y = net.avg_pool2d(y, 3, stride=1, padding=1, name="pool")
-    s = net.softmax(y, axis=1, name="soft")
-    m = net.mean(s, axes=(2, 3), keepdim=True, name="mean")
-    c = net.concat([m, m], axis=1, name="cat")
+    s = net.softmax(y, dim=1, name="soft")
+    m = net.mean(s, dim=(2, 3), keepdim=True, name="mean")
+    c = net.concat([m, m], dim=1, name="cat")
     p = net.permute(c, (0, 2, 3, 1), name="perm")
     net.output(net.sigmoid(p, name="sig"), "out")
     layers = {layer.name: layer for layer in inspect_network(net).layers}

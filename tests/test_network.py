@@ -180,7 +180,7 @@ def test_flatten_keeps_a_dynamic_batch():
 @pytest.mark.parametrize("axis", [0, 1, 2, 3, -1, -3])
 def test_softmax_axis(axis):
     net = Network({})
-    y = net.softmax(net.input("x", (2, 3, 4, 5)), axis=axis, name="sm")
+    y = net.softmax(net.input("x", (2, 3, 4, 5)), dim=axis, name="sm")
     assert shape(y) == (2, 3, 4, 5)
     assert layer_named(net, "sm").axes == 1 << (axis % 4), "TensorRT's default axis is not PyTorch's"
 
@@ -196,7 +196,7 @@ def test_concat(axis):
     net = Network({})
     a, b = net.input("a", (2, 3, 4)), net.input("b", (2, 3, 4))
     expected = torch.cat([torch.zeros(2, 3, 4)] * 2, dim=axis).shape
-    assert shape(net.concat([a, b], axis=axis)) == tuple(expected)
+    assert shape(net.concat([a, b], dim=axis)) == tuple(expected)
 
 
 @pytest.mark.parametrize("dims", [(0, 2, 3, 1), (3, 2, 1, 0), (0, 1, 3, 2)])
@@ -617,7 +617,7 @@ def test_other_definition_errors():
     with pytest.raises(NetworkDefinitionError, match="give out_features"):
         net.linear(net.flatten(x), "fc")
     with pytest.raises(NetworkDefinitionError, match="axis 4 is out of range for a rank-4 tensor"):
-        net.softmax(x, axis=4)
+        net.softmax(x, dim=4)
     with pytest.raises(NetworkDefinitionError, match=r"bad shape \(1, 0, 3\)"):
         net.input("y", (1, 0, 3))
     with pytest.raises(NetworkDefinitionError, match="kernel_size must be an int or a pair"):

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+import architectures  # noqa: F401  (the zoo's definitions, found by name)
 from netdef import backend
 from netdef.errors import NetdefError
 from netdef.inspect import inspect_network

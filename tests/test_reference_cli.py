@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cli_runner import netdef
+from cli_runner import assert_clean_failure, needs_build, netdef
 
 import architectures
 from netdef import backend
@@ -23,14 +23,6 @@ from netdef.reference import documentation, run, semantics
 from netdef.weights import Checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def assert_clean_failure(code: int, err: str, *fragments: str) -> None:
-    assert code == 1, err
-    assert err.startswith("error: ") and "Traceback" not in err, err
-    flat = " ".join(err.split())  # rich wraps long lines
-    for fragment in fragments:
-        assert fragment in flat, (fragment, err)
 
 
 @pytest.fixture(scope="module")
@@ -48,12 +40,6 @@ def x8(tmp_path, digits) -> Path:
 def reference_prob(weights: Path, x: np.ndarray, precision: str = "fp32") -> np.ndarray:
     net = architectures.get("lenet").build_network(Checkpoint.load(weights), precision=precision, batch=-1)
     return run(net.trt_network, {"input": x}).outputs["prob"]
-
-
-def needs_build() -> None:
-    caps = backend.capabilities()
-    if not caps.can_build:
-        pytest.skip(f"engines cannot be built here: {caps.reason}")
 
 
 # ---------------------------------------------------------------------------------------------- explain

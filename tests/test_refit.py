@@ -196,7 +196,7 @@ def _custom(checkpoint, channels: int = 8):
     net = Network(checkpoint, precision="fp16", name="custom")
     x = net.input("input", (1, 3, 8, 8))
     x = net.relu(net.conv2d(x, "stem", channels, 3, padding=1, bias=False, bn="bn"))
-    x = net.linear(net.flatten(net.mean(x, axes=(2, 3))), "head", 4)
+    x = net.linear(net.flatten(net.mean(x, dim=(2, 3))), "head", 4)
     net.output(x, "logits")
     return net
 
@@ -258,7 +258,8 @@ def test_weights_tensorrt_will_not_mark_are_listed_together(lenet_a):
     from netdef.build import _configure_refit
 
     net = get("lenet").build_network(lenet_a, batch=1)
-    net.weights["ghost.a"] = net.weights["ghost.b"] = np.zeros(1, np.float32)  # names TensorRT never saw
+    for ghost in ("ghost.a", "ghost.b"):  # names TensorRT never saw
+        net.weight_table.add(ghost, np.zeros(1, np.float32))
     with pytest.raises(BuildError, match="refused to mark 2 weight\\(s\\) refittable: ghost.a, ghost.b"):
         _configure_refit(net, net.builder.create_builder_config(), BuildConfig(refit=True))
 

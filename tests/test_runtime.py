@@ -21,6 +21,8 @@ from hypothesis import strategies as st
 from architectures import get as get_architecture
 from netdef import backend
 from netdef.build import BuildConfig, build
+from netdef.cli.torch_models import torch_model
+from netdef.compat import backend_problems, gpu_problems, load_engine, select_gpu
 from netdef.engine import Engine
 from netdef.errors import (
     CheckpointError,
@@ -32,12 +34,10 @@ from netdef.errors import (
     RunnerClosedError,
 )
 from netdef.runtime import bench, preprocess
-from netdef.runtime.compat import backend_problems, gpu_problems, load_engine, select_gpu
 from netdef.runtime.iospec import EngineIO, TensorSpec, shape_text
 from netdef.runtime.pool import ContextPool
 from netdef.runtime.runner import Runner, check_arguments, run_engine_file
 from netdef.runtime.tensors import from_numpy, is_torch, numpy_dtype_of, to_numpy
-from netdef.runtime.torch_models import torch_model
 from netdef.weights import Checkpoint
 from netdef.weights.dtypes import bfloat16
 from tests.torch_models import LeNet

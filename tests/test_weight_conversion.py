@@ -1,5 +1,5 @@
-"""Network.weight_array: the cheap overflow check (range against the target's largest value) finds
-exactly the values a narrower float turns into Inf, and nothing else."""
+"""The weight table's conversion to the network dtype: the cheap overflow check (range against the
+target's largest value) finds exactly the values a narrower float turns into Inf, and nothing else."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def _exact_overflow(values: np.ndarray, target: np.dtype) -> int:
 
 def _overflow_problems(precision: str, values: np.ndarray) -> list[str]:
     net = Network({}, precision=precision)
-    stored = net.weight_array("w", values)
+    stored = net.weight_table.add("w", values).array
     assert stored.dtype == TARGETS[precision] and stored.flags.c_contiguous
     return [p for p in net.problems if "overflow" in p]
 

@@ -12,9 +12,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from benchmarks.wts_per_value import read_wts_per_value
 from netdef.errors import CheckpointError
 from netdef.weights import Checkpoint
-from netdef.weights.wts_io import read_wts, read_wts_per_value, write_wts
+from netdef.weights.wts_io import read_wts, write_wts
 
 ROOT = Path(__file__).resolve().parents[1]
 LENET = ROOT / "weights" / "lenet_digits.safetensors"

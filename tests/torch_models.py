@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from netdef.runtime.torch_models import lenet_module
+from netdef.cli.torch_models import lenet_module
 
 
 def LeNet() -> nn.Module:  # noqa: N802 - used like the class it returns

@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from netdef.cli.app import app, console, err_console
+from netdef.cli.app import app, console
+from netdef.cli.targets import TARGET_HELP, Options, Strict
 
 Precision = Annotated[str, typer.Option("--precision", "-p", help="fp32, fp16, bf16 or int8 (dtypes/Q/DQ, no flags).")]
 Weights = Annotated[Path, typer.Option("--weights", "-w", help="Checkpoint: .safetensors, .pth/.pt, .npz or .wts.")]
@@ -22,25 +23,9 @@ def human_bytes(n: float) -> str:
     return f"{n} B"
 
 
-def define_network(arch: str, weights: Path, precision: str, batch: str | None, calibration: Path | None = None):
-    """Load ``weights`` and define architecture ``arch``: (network, batch range or None, architecture)."""
-    from architectures import get
-    from netdef.build import parse_batch
-    from netdef.weights import Checkpoint
-
-    architecture = get(arch)
-    batch_range = parse_batch(batch) if batch else (1, 1, 1)
-    dynamic = batch_range[0] != batch_range[2]
-    checkpoint = Checkpoint.load(weights)
-    network = architecture.build_network(
-        checkpoint, precision=precision, batch=-1 if dynamic else batch_range[0], calibration=calibration
-    )
-    return network, (batch_range if dynamic else None), architecture
-
-
 @app.command()
 def build(
-    arch: Annotated[str, typer.Argument(help="Architecture name (see `netdef list`).")],
+    arch: Annotated[str, typer.Argument(help=TARGET_HELP + ".")],
     weights: Weights,
     output: Annotated[Path, typer.Option("--output", "-o", help="Engine file to write.")],
     precision: Precision = "fp32",
@@ -55,17 +40,28 @@ def build(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress bars (off anyway when not a terminal).")
     ] = False,
+    option: Options = None,
+    strict: Strict = False,
 ) -> None:
-    """Build an engine from a checkpoint and print a short summary. Writes nothing on failure."""
+    """Build an engine from a checkpoint and print a short summary. Writes nothing on failure.
+
+    The engine records how to define its network again (definition, options, inputs, precision,
+    calibration, the checkpoint's path and fingerprint), so `netdef run`, `inspect`, `explain` and
+    `refit --check` work on it from any directory.
+    """
     import time
 
     from netdef.build import BuildConfig, parse_size
+    from netdef.cli.targets import batch_range as parse_batch_range
+    from netdef.cli.targets import define
     from netdef.network import num_parameters
 
     started = time.perf_counter()
-    network, batch_range, architecture = define_network(arch, weights, precision, batch, calibration)
-    for key in network.unused_keys():
-        err_console.print(f"[yellow]warning:[/] {weights}: entry {key!r} is not used by {arch}")
+    definition_batch, batch_range = parse_batch_range(batch)
+    network = define(
+        arch, weights, precision=precision, batch=definition_batch, calibration=calibration, options=option,
+        strict=strict,
+    ).network  # fmt: skip
     config = BuildConfig(
         batch=batch_range,
         workspace=parse_size(workspace) if workspace else None,
@@ -73,12 +69,9 @@ def build(
         strip_weights=strip_weights,
         timing_cache=timing_cache,
     )
-    definition = {"architecture": architecture.name, "options": {}, "checkpoint": str(weights.resolve())}
-    if calibration is not None:
-        definition["calibration"] = str(calibration)
     from netdef.progress import interactive_build
 
-    engine = interactive_build(network, config, console=None if quiet else console, definition=definition)
+    engine = interactive_build(network, config, console=None if quiet else console)
     engine.save(output)
     total = time.perf_counter() - started
     shape = (
@@ -121,13 +114,24 @@ def info(engine_file: Annotated[Path, typer.Argument(help="A netdef engine file.
 
 @app.command("list")
 def list_architectures() -> None:
-    """List the architectures with their parameter counts and input shapes."""
-    from architectures import get, names
+    """List the architectures by family, with their options, parameter counts and input shapes."""
+    from netdef.cli.targets import load_zoo
+    from netdef.definition import registered
 
-    table = Table("name", "input", "output", "parameters", "description", box=None, pad_edge=False)
-    for name in names():
-        arch = get(name)
+    load_zoo()
+    table = Table("name", "input", "output", "parameters", "options", "description", box=None, pad_edge=False)
+    family = None
+    for arch in registered():
+        if arch.family != family:
+            family = arch.family
+            table.add_row(f"[bold]{family}:[/]")
+        options = " ".join(f"{k}={v!r}" for k, v in sorted(arch.options.items()))
         table.add_row(
-            name, "x".join(map(str, arch.input_shape)), arch.output, f"{arch.num_parameters():,}", arch.description
+            arch.name,
+            "x".join(map(str, arch.input_shape)),
+            ",".join(arch.outputs),
+            f"{arch.num_parameters():,}",
+            options,
+            arch.description,
         )
     console.print(table)

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from netdef.cli.app import app, console, err_console
 from netdef.cli.build_cmds import Precision
+from netdef.cli.targets import TARGET_HELP, Options, Strict
 
 OptionalWeights = Annotated[
     Path | None,
@@ -18,29 +19,23 @@ OptionalWeights = Annotated[
 Batch = Annotated[str | None, typer.Option(help="N for a static batch (default 1), MIN:OPT:MAX for a dynamic one.")]
 
 
-def _define(arch: str, weights: Path | None, precision: str, batch: str | None):
-    """The network of ``arch`` on ``weights`` (or on zeros of the expected shapes), and the batch range."""
-    from netdef.cli.build_cmds import define_network
+def _define(target: str, weights: Path | None, precision: str, batch: str | None, options, strict: bool):
+    """The network of ``target`` (a definition on ``weights`` or zeros, or an engine file) and its batch range."""
+    from netdef.cli.targets import batch_range, define, is_engine
 
-    if weights is not None:
-        network, batch_range, _ = define_network(arch, weights, precision, batch)
-        return network, batch_range
-    import numpy as np
-
-    from architectures import get
-    from netdef.build import parse_batch
-
-    architecture = get(arch)
-    batch_range = parse_batch(batch) if batch else (1, 1, 1)
-    dynamic = batch_range[0] != batch_range[2]
-    zeros = {name: np.zeros(shape, np.float32) for name, shape in architecture.expected_weights().items()}
-    network = architecture.build_network(zeros, precision=precision, batch=-1 if dynamic else batch_range[0])
-    return network, (batch_range if dynamic else None)
+    definition_batch, dynamic = batch_range(batch)
+    defined = define(
+        target, weights, precision=precision, batch=definition_batch, options=options, strict=strict, zeros=True
+    )
+    if is_engine(target):
+        profile = (defined.engine.metadata.get("profile") or {}).get("batch")
+        dynamic = tuple(profile) if profile else None
+    return defined.network, dynamic
 
 
 @app.command()
 def inspect(
-    arch: Annotated[str, typer.Argument(help="Architecture name (see `netdef list`).")],
+    arch: Annotated[str, typer.Argument(help=TARGET_HELP + ", or an engine file.")],
     weights: OptionalWeights = None,
     precision: Precision = "fp32",
     batch: Batch = None,
@@ -48,11 +43,17 @@ def inspect(
         Path | None, typer.Option("--graph", "-g", help="Draw the network: out.svg, out.png, out.pdf or out.dot.")
     ] = None,
     by_type: Annotated[bool, typer.Option("--by-type", help="Also total the layers by type.")] = False,
+    option: Options = None,
+    strict: Strict = False,
 ) -> None:
-    """Table of the network's layers read back from TensorRT: type, settings, output shape, weights, FLOPs."""
+    """Table of the network's layers read back from TensorRT: type, settings, output shape, weights, FLOPs.
+
+    An engine file is defined again from its record (its checkpoint unless --weights; precision and
+    batch as built).
+    """
     from netdef.inspect import count_text, flops_text, inspect_network, shape_text, type_text, write_graph
 
-    network, batch_range = _define(arch, weights, precision, batch)
+    network, batch_range = _define(arch, weights, precision, batch, option, strict)
     summary = inspect_network(network)
     table = Table("#", "layer", "type", "settings", "output", "dtype", "weights", "FLOPs", box=None, pad_edge=False)
     for column in (table.columns[0], table.columns[6], table.columns[7]):
@@ -116,18 +117,26 @@ def _weight_bytes(network) -> str:
 
 @app.command("export-polygraphy")
 def export_polygraphy_cmd(
-    arch: Annotated[str, typer.Argument(help="Architecture name (see `netdef list`).")],
+    arch: Annotated[str, typer.Argument(help=TARGET_HELP + ".")],
     weights: Annotated[Path, typer.Option("--weights", "-w", help="Checkpoint the script will load.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Network script to write (.py).")],
     precision: Precision = "fp32",
     batch: Batch = None,
+    option: Options = None,
+    strict: Strict = False,
 ) -> None:
     """Write a Polygraphy network script (``load_network()``) that rebuilds this network with netdef."""
     from netdef.build import parse_batch
+    from netdef.cli.targets import batch_range as parse_batch_range
+    from netdef.cli.targets import define
     from netdef.polygraphy_export import export_polygraphy, polygraphy_commands
 
+    definition_batch, _ = parse_batch_range(batch)
+    network = define(
+        arch, weights, precision=precision, batch=definition_batch, options=option, strict=strict
+    ).network  # problems show now, not inside Polygraphy
     batch_range = parse_batch(batch) if batch else None
-    path = export_polygraphy(arch, weights, output, precision=precision, batch=batch_range)
+    path = export_polygraphy(network, None, output, batch=batch_range)
     console.print(f"[bold green]wrote[/] {path}: load_network() for Polygraphy's --model-type=trt-network-script")
-    for command in polygraphy_commands(arch, str(path), batch_range):
+    for command in polygraphy_commands(network, str(path), batch_range):
         console.print(f"  {command}", markup=False)

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from netdef.cli.app import app, console, err_console
 from netdef.cli.build_cmds import Weights
+from netdef.cli.targets import TARGET_HELP, Options, Strict
 
 
 def load_calibration_data(path: Path, input_names: list[str]) -> dict[str, np.ndarray]:
@@ -35,7 +36,7 @@ def load_calibration_data(path: Path, input_names: list[str]) -> dict[str, np.nd
 
 @app.command()
 def calibrate(
-    arch: Annotated[str, typer.Argument(help="Architecture name (see `netdef list`).")],
+    arch: Annotated[str, typer.Argument(help=TARGET_HELP + ".")],
     weights: Weights,
     data: Annotated[
         Path, typer.Option("--data", "-d", help="Calibration samples: .npy (N, *input shape), or .npz per input.")
@@ -47,20 +48,21 @@ def calibrate(
     batch_size: Annotated[int, typer.Option(help="Samples per reference-executor run.")] = 64,
     limit: Annotated[int | None, typer.Option(help="Use only the first N samples.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    option: Options = None,
+    strict: Strict = False,
 ) -> None:
     """Measure INT8 activation ranges of ARCH on the CPU (NumPy reference executor) and write a cache."""
     from rich.progress import Progress
 
-    from architectures import get
     from netdef.calibration import METHODS
     from netdef.calibration import calibrate as run_calibration
+    from netdef.cli.targets import define
     from netdef.errors import CalibrationError
-    from netdef.weights import Checkpoint
 
     if method not in METHODS:
         raise CalibrationError(f"--method {method!r}: expected one of {', '.join(METHODS)}")
-    architecture = get(arch)
-    network = architecture.build_network(Checkpoint.load(weights), precision="fp32", batch=-1)
+    defined = define(arch, weights, precision="fp32", batch=-1, options=option, strict=strict)
+    network, architecture = defined.network, defined.architecture
     names = [network.trt_network.get_input(i).name for i in range(network.trt_network.num_inputs)]
     arrays = load_calibration_data(data, names)
     if limit is not None:
@@ -75,7 +77,7 @@ def calibrate(
             bins=bins,
             batch_size=batch_size,
             architecture=architecture.name,
-            checkpoint=str(weights),
+            checkpoint=str(weights.resolve()),
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     calibration.save(output)

@@ -11,9 +11,10 @@ from rich.markup import escape
 
 from netdef.cli.app import app, console
 from netdef.cli.arrays import load_arrays
+from netdef.cli.targets import TARGET_HELP, Options, Strict
 from netdef.errors import NetworkInputError
 
-Arch = Annotated[str, typer.Argument(help="Architecture name (see `netdef list`).")]
+Arch = Annotated[str, typer.Argument(help=TARGET_HELP + ".")]
 OptionalWeights = Annotated[
     Path | None, typer.Option("--weights", "-w", help="Checkpoint: .safetensors, .pth/.pt, .npz or .wts.")
 ]
@@ -31,23 +32,6 @@ def _paragraphs(fn):
 
     fn.__doc__ = re.sub(r"(?<!\n)\n(?!\n)", " ", inspect.cleandoc(fn.__doc__ or ""))
     return fn
-
-
-def _network(arch: str, weights: Path | None, precision: str, batch: int, calibration: Path | None = None, **options):
-    """Define ``arch`` on ``weights`` (zeros of the expected shapes without) with batch ``batch`` (-1: dynamic)."""
-    import numpy as np
-
-    from architectures import get
-    from netdef.weights import Checkpoint
-
-    architecture = get(arch)
-    if weights is not None:
-        checkpoint = Checkpoint.load(weights)
-    else:
-        checkpoint = {name: np.zeros(shape, np.float32) for name, shape in architecture.expected_weights().items()}
-    return architecture.build_network(
-        checkpoint, precision=precision, batch=batch, calibration=calibration, **options
-    ), architecture
 
 
 # ---------------------------------------------------------------------------------------------- explain
@@ -114,7 +98,7 @@ def _print_layer(index: int, layer: dict, network, layer_names: set[str], full_d
 @app.command()
 @_paragraphs
 def explain(
-    arch: Arch,
+    arch: Annotated[str, typer.Argument(help=TARGET_HELP + ", or an engine file.")],
     weights: OptionalWeights = None,
     precision: Annotated[str, typer.Option("--precision", "-p", help="fp32, fp16, bf16 or int8.")] = "fp32",
     batch: Annotated[int, typer.Option(help="Batch size the shapes are shown for (-1: dynamic).")] = 1,
@@ -122,17 +106,24 @@ def explain(
         str | None, typer.Option("--layer", "-l", help="Explain only this layer, with its full semantics.")
     ] = None,
     calibration: Calibration = None,
+    option: Options = None,
+    strict: Strict = False,
 ) -> None:
     """What each layer computes: name, type, input -> output shapes, parameters and TensorRT's semantics.
 
     The network is read back from TensorRT as built (BatchNorm already folded, fp16 casts inserted).
-    Without --weights, zeros of the expected shapes stand in (shapes and settings are the same).
+    Without --weights, zeros of the expected shapes stand in (shapes and settings are the same). An
+    engine file is defined again from its record (its checkpoint unless --weights).
     """
     from collections import Counter
 
+    from netdef.cli.targets import define
     from netdef.reference import describe_layer, documentation
 
-    network, _ = _network(arch, weights, precision, batch, calibration)
+    network = define(
+        arch, weights, precision=precision, batch=batch, calibration=calibration, options=option, strict=strict,
+        zeros=True,
+    ).network  # fmt: skip
     trt_network = network.trt_network
     described = [describe_layer(trt_network.get_layer(i)) for i in range(trt_network.num_layers)]
     if layer is not None:
@@ -214,47 +205,6 @@ def _engine_inputs(engine, target: str, arrays, source: str) -> dict:
 # ---------------------------------------------------------------------------------------------- run
 
 
-def _is_architecture(target: str) -> bool:
-    from architectures import names
-
-    return target in names() and not Path(target).is_file()
-
-
-def _engine_network(path: Path, weights: Path | None):
-    """The network an engine file was built from, defined again from its metadata's ``definition``."""
-    from architectures import get
-    from netdef.engine import Engine
-    from netdef.errors import EngineFileError
-    from netdef.weights import Checkpoint
-
-    engine = Engine.load(path)
-    meta = engine.metadata
-    definition = meta.get("definition") or {}
-    if not definition.get("architecture"):
-        raise EngineFileError(
-            f"{path}: the engine records no architecture (built from Python without a definition), so the "
-            "reference executor cannot define its network again; run it with --executor tensorrt on a GPU"
-        )
-    recorded = definition.get("checkpoint")
-    checkpoint_path = weights or (Path(recorded) if recorded else None)
-    if checkpoint_path is None or not checkpoint_path.is_file():
-        where = f"from {recorded}, which is not a file here" if recorded else "from a checkpoint it does not record"
-        raise EngineFileError(f"{path}: the engine was built {where}; give the checkpoint with --weights")
-    architecture = get(definition["architecture"])
-    inputs = [t for t in meta.get("io", []) if t.get("mode") == "input"]
-    batch = int(inputs[0]["shape"][0]) if inputs else -1
-    calibration = definition.get("calibration") if engine.precision == "int8" else None
-    network = architecture.build_network(
-        Checkpoint.load(checkpoint_path),
-        precision=engine.precision,
-        batch=batch,
-        io_dtype=meta.get("io_dtype", "fp32"),
-        calibration=calibration,
-        **(definition.get("options") or {}),
-    )
-    return network, engine, checkpoint_path
-
-
 def _check_profile(engine, inputs: dict, source: str) -> None:
     """Refuse a batch outside the engine's optimization profile, as TensorRT would."""
     from netdef.errors import NetworkInputError
@@ -314,25 +264,28 @@ def run_cmd(
         str, typer.Option(help="auto, reference or tensorrt (auto: TensorRT for an engine on a supported GPU).")
     ] = "auto",
     calibration: Calibration = None,
+    option: Options = None,
+    strict: Strict = False,
 ) -> None:
     """Run a network on an input file and print its outputs (shapes; argmax per row for 2-D outputs).
 
     The reference executor computes the network in NumPy with TensorRT's layer semantics, on any
-    machine. For an engine file it defines the network again from the engine's metadata
-    (architecture, options, precision and the checkpoint path recorded at build time; --weights
-    overrides the checkpoint), so the engine itself is not executed. --executor tensorrt runs the
-    engine with TensorRT, which needs a GPU the backend supports.
+    machine. For an engine file it defines the network again from the engine's definition record
+    (function, options, precision and the checkpoint recorded at build time, refused if that file
+    has changed since; --weights gives another checkpoint), so the engine itself is not executed.
+    --executor tensorrt runs the engine with TensorRT, which needs a GPU the backend supports.
     """
     from netdef import backend
+    from netdef.cli.targets import define, is_engine, load_zoo
+    from netdef.definition import is_definition_spec, names
     from netdef.errors import GPUUnavailableError
 
     if executor not in ("auto", "reference", "tensorrt"):
         raise ValueError(f"--executor must be auto, reference or tensorrt, got {executor!r}")
     arrays = load_arrays(input_path, NetworkInputError, "input")
-    is_arch = _is_architecture(target)
-    if not is_arch and not Path(target).is_file():
-        from architectures import names
-
+    load_zoo()
+    is_arch = not is_engine(target)
+    if is_arch and not is_definition_spec(target):
         raise ValueError(f"{target}: neither an engine file nor an architecture (known: {', '.join(names())})")
     if is_arch and weights is None:
         raise ValueError(f"{target} is an architecture: give its checkpoint with --weights")
@@ -354,12 +307,15 @@ def run_cmd(
         inputs = _engine_inputs(engine, target, arrays, str(input_path))
         network, label = None, f"{target} ({engine.precision})"
     else:
+        defined = define(
+            target, weights, precision=precision or "fp32", batch=-1, calibration=calibration, options=option,
+            strict=strict,
+        )  # fmt: skip
+        network, engine = defined.network, defined.engine
         if is_arch:
-            network, _ = _network(target, weights, precision or "fp32", -1, calibration)
             label = f"{target} ({network.precision}, {weights})"
         else:
-            network, engine, checkpoint_path = _engine_network(Path(target), weights)
-            label = f"{target} ({engine.precision}, network defined again from {checkpoint_path})"
+            label = f"{target} ({engine.precision}, network defined again from {defined.checkpoint})"
         reference = ReferenceExecutor(network.trt_network)
         inputs = _reference_inputs(reference, arrays, str(input_path))
         if engine is not None:
@@ -414,6 +370,8 @@ def compare(
     atol: Annotated[float, typer.Option(help="Absolute tolerance added to rtol * max|b|.")] = 0.0,
     failures_only: Annotated[bool, typer.Option("--failures-only", help="List only layers out of tolerance.")] = False,
     calibration: Calibration = None,
+    option: Options = None,
+    strict: Strict = False,
 ) -> None:
     """Run ARCH in two precisions with the reference executor and compare them layer by layer (by name).
 
@@ -422,6 +380,7 @@ def compare(
     tolerance. Exit status 1 when a layer does. (PyTorch comparisons: the Python API
     netdef.reference.compare.compare_with_torch.)
     """
+    from netdef.cli.targets import define
     from netdef.reference import ReferenceExecutor
     from netdef.reference.compare import compare_networks, random_inputs
 
@@ -429,8 +388,13 @@ def compare(
         raise ValueError("give --input or --random, not both")
     if random is not None and random < 1:
         raise ValueError(f"--random must be >= 1, got {random}")
-    tested, _ = _network(arch, weights, precision, -1, calibration if precision == "int8" else None)
-    reference, _ = _network(arch, weights, against, -1, calibration if against == "int8" else None)
+    tested, reference = (
+        define(
+            arch, weights, precision=p, batch=-1, calibration=calibration if p == "int8" else None, options=option,
+            strict=strict, warn_unused=p == precision,
+        ).network
+        for p in (precision, against)
+    )  # fmt: skip
     if input_path is not None:
         inputs = _reference_inputs(
             ReferenceExecutor(reference.trt_network),

@@ -36,8 +36,10 @@ def refit(
         return
     if output is None:
         raise typer.BadParameter("give --output/-o for the refitted engine (or --check to validate only)")
+    from netdef.cli.targets import load_zoo
     from netdef.refit import refit_engine_file
 
+    load_zoo()
     report = refit_engine_file(
         engine_file, checkpoint, output, strict=strict, location="device" if device_weights else "host"
     )
@@ -51,16 +53,19 @@ def refit(
 
 
 def _check(engine_file: Path, checkpoint: Path, strict: bool, old: Path | None) -> None:
+    from netdef.cli.targets import load_zoo
     from netdef.engine import Engine
     from netdef.errors import NetdefError
     from netdef.refit import refit_plan
 
+    load_zoo()
     engine = Engine.load(engine_file)
     plan = refit_plan(engine, checkpoint, strict=strict, engine_source=str(engine_file))
     old = old if old is not None else _built_from(engine)
     diffs: dict[str, float | None] = {}
     if old is not None:
         try:
+            _refuse_changed(engine, old)
             diffs = plan.max_abs_diff(refit_plan(engine, old, engine_source=str(engine_file)))
         except NetdefError as exc:
             err_console.print(f"[yellow]warning:[/] no diff against {escape(str(old))}: {escape(str(exc))}")
@@ -104,3 +109,16 @@ def compact_names(names) -> str:
 def _built_from(engine) -> Path | None:
     recorded = (engine.metadata.get("definition") or {}).get("checkpoint")
     return Path(recorded) if recorded and Path(recorded).is_file() else None
+
+
+def _refuse_changed(engine, old: Path) -> None:
+    """The recorded checkpoint, diffed against by default, must be the file the engine was built from."""
+    from netdef.definition import record_of
+    from netdef.errors import DefinitionError
+    from netdef.weights.fingerprint import changed_since
+
+    record = record_of(engine)
+    if record is not None and record.checkpoint and Path(record.checkpoint) == old.resolve():
+        changed = changed_since(old, record.checkpoint_fingerprint)
+        if changed:
+            raise DefinitionError(f"{changed} (give the original with --old)")

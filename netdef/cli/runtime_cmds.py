@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from netdef.cli.app import app, console
+from netdef.cli.targets import Options, Strict
 
 
 def _require_gpu(what: str) -> None:
@@ -36,12 +37,6 @@ def _require_torch_cuda(device: int) -> None:
         )
 
 
-def _is_architecture(target: str) -> bool:
-    from architectures import names
-
-    return target in names() and not Path(target).is_file()
-
-
 def _row(result: Any) -> list[str]:
     return [
         result.name,
@@ -54,7 +49,9 @@ def _row(result: Any) -> list[str]:
 
 @app.command()
 def bench(
-    target: Annotated[str, typer.Argument(help="An engine file, or an architecture name (then give --weights).")],
+    target: Annotated[
+        str, typer.Argument(help="An engine file, or a definition (name, file.py:function; give --weights).")
+    ],
     batch: Annotated[int, typer.Option("--batch", "-b", help="Batch size of the timed calls.")] = 1,
     weights: Annotated[
         Path | None, typer.Option("--weights", "-w", help="Checkpoint (to build ARCH, or for --vs-torch).")
@@ -69,12 +66,16 @@ def bench(
     cuda_graph: Annotated[bool, typer.Option("--cuda-graph", help="Replay the engine as a CUDA graph.")] = False,
     seed: Annotated[int, typer.Option(help="Seed of the random input.")] = 0,
     json_path: Annotated[Path | None, typer.Option("--json", help="Also write the figures to this JSON file.")] = None,
+    option: Options = None,
+    strict: Strict = False,
 ) -> None:
     """Median latency (CUDA events) and throughput after warm-up; --vs-torch compares with PyTorch eager."""
     import json
 
     import numpy as np
 
+    from netdef.cli.targets import is_engine
+    from netdef.definition import record_of
     from netdef.engine import Engine
     from netdef.runtime.bench import bench_runner, bench_torch, check_counts, synthetic_inputs
     from netdef.runtime.iospec import EngineIO
@@ -83,24 +84,24 @@ def bench(
     check_counts(warmup, iterations)
     if batch < 1:
         raise ValueError(f"--batch must be >= 1, got {batch}")
-    if _is_architecture(target):
+    built_here = not is_engine(target)
+    if built_here:
         if weights is None:
             raise ValueError(f"{target} is an architecture: give its checkpoint with --weights to build an engine")
-        arch, checkpoint_path = target, weights
         _require_gpu("netdef bench")
-        engine = _build(target, weights, precision, batch)
+        engine = _build(target, weights, precision, batch, option, strict)
     else:
         engine = Engine.load(target)
-        definition = engine.metadata.get("definition") or {}
-        arch = definition.get("architecture")
-        checkpoint_path = weights or (Path(definition["checkpoint"]) if definition.get("checkpoint") else None)
+    record = record_of(engine)
+    arch = record.architecture if record else None
+    checkpoint_path = weights or (Path(record.checkpoint) if record and record.checkpoint else None)
     io = EngineIO.from_metadata(engine.metadata, source=target)
     inputs = synthetic_inputs(io, batch, seed)  # profile errors before any GPU work
     model = None
     if vs_torch:
         model = _torch_reference(arch, checkpoint_path, target)
         _require_torch_cuda(device)
-    source = engine if _is_architecture(target) else target  # a file: errors name its path
+    source = engine if built_here else target  # a file: errors name its path
     with Runner(source, device=device, cuda_graph=cuda_graph) as runner:
         trt_result = bench_runner(runner, inputs, warmup, iterations, name=f"tensorrt ({engine.precision})")
         trt_out = runner.infer(inputs)
@@ -133,18 +134,17 @@ def bench(
         json_path.write_text(json.dumps(figures, indent=1))
 
 
-def _build(arch: str, weights: Path, precision: str, batch: int) -> Any:
+def _build(arch: str, weights: Path, precision: str, batch: int, options: list[str] | None, strict: bool) -> Any:
     from netdef.build import BuildConfig, build
-    from netdef.cli.build_cmds import define_network
+    from netdef.cli.targets import define
 
-    network, _, architecture = define_network(arch, weights, precision, str(batch))
-    definition = {"architecture": architecture.name, "options": {}, "checkpoint": str(weights)}
-    return build(network, BuildConfig(), definition=definition)
+    network = define(arch, weights, precision=precision, batch=batch, options=options, strict=strict).network
+    return build(network, BuildConfig())
 
 
 def _torch_reference(arch: str | None, checkpoint_path: Path | None, target: str) -> Any:
+    from netdef.cli.torch_models import torch_model
     from netdef.errors import NetdefError
-    from netdef.runtime.torch_models import torch_model
     from netdef.weights import Checkpoint
 
     if arch is None:

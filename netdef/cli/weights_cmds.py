@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -37,9 +37,9 @@ def convert(
 
     shapes = None
     if shapes_from is not None:
-        from architectures import get
+        from netdef.cli.targets import architecture
 
-        shapes = get(shapes_from).expected_weights()
+        shapes = architecture(shapes_from).expected_weights()
     summary = convert_checkpoint(
         source, output, dtype=dtype, rules=rename or (), strip_prefixes=strip_prefix or (), shapes=shapes
     )
@@ -66,7 +66,7 @@ def weights(
     from netdef.weights import Checkpoint
 
     ckpt = Checkpoint.load(checkpoint)
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"name": name, "shape": list(a.shape), "dtype": a.dtype.name, "parameters": int(a.size), "bytes": int(a.nbytes)}
         for name, a in ckpt.items()
     ]

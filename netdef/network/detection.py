@@ -1,6 +1,6 @@
 """Ops for object detection: resizing, splits, top-k, batched gathers, comparisons and an in-engine NMS.
 
-:meth:`DetectionOps.non_max_suppression` is greedy, class-aware NMS built from static-shape
+:meth:`DetectionOps.greedy_nms` is greedy, class-aware NMS built from static-shape
 layers only (no ``INMSLayer``, no ``NonZero``: TensorRT-RTX builds neither), so the engine's
 outputs have fixed shapes any runtime can bind:
 
@@ -23,13 +23,14 @@ import numpy as np
 
 from netdef.backend import trt
 from netdef.errors import NetworkDefinitionError
-from netdef.network.core import NetworkCore, Tensor
+from netdef.network.core import Tensor
+from netdef.network.native import NativeOps
 
 MAX_WH = 7680
 """Pixels each class's boxes are shifted by for class-aware NMS (Ultralytics' ``max_wh``)."""
 
 
-class DetectionOps(NetworkCore):
+class DetectionOps(NativeOps):
     # ------------------------------------------------------------------ shape and indexing
 
     def upsample(self, x: Tensor, scale_factor: int, mode: str = "nearest", *, name: str | None = None) -> Tensor:
@@ -48,12 +49,12 @@ class DetectionOps(NetworkCore):
     def split(self, x: Tensor, sizes: Sequence[int], dim: int, *, name: str | None = None) -> list[Tensor]:
         """``torch.split(x, sizes, dim)``: consecutive pieces of ``x`` along ``dim`` (constant-index gathers, so a
         dynamic batch needs no shape arithmetic)."""
-        base = self._default_name("split", name)
+        base = self.names.local("split", name)
         rank = len(self.shape_of(x))
         axis = dim % rank
         pieces, start = [], 0
         for i, size in enumerate(sizes):
-            index = self._fixed_constant(np.arange(start, start + size, dtype=np.int32), f"{base}.{i}.indices")
+            index = self._fixed(f"{base}.{i}.indices", np.arange(start, start + size, dtype=np.int32))
             layer = self.trt_network.add_gather(x, index, axis)
             pieces.append(self._named(layer, "split", f"{base}.{i}").get_output(0))
             start += size
@@ -109,17 +110,42 @@ class DetectionOps(NetworkCore):
         kind = {"sum": trt.ReduceOperation.SUM, "max": trt.ReduceOperation.MAX, "min": trt.ReduceOperation.MIN}[op]
         return self._named(self.trt_network.add_reduce(x, kind, mask, keepdim), op, name).get_output(0)
 
-    def typed_constant(self, array: np.ndarray, name: str) -> Tensor:
-        """A constant of the architecture (grid points, indices, thresholds) in ``array``'s own dtype."""
-        return self._fixed_constant(np.asarray(array), name)
-
     def float_scalar(self, value: float, rank: int, name: str) -> Tensor:
-        """A float32 constant ``value`` of rank ``rank`` (all dimensions 1)."""
-        return self._fixed_constant(np.full((1,) * rank, value, np.float32), name)
+        """A float32 constant ``value`` of rank ``rank`` (all dimensions 1), in any network precision."""
+        return self._fixed(name, np.full((1,) * rank, value, np.float32))
+
+    # ------------------------------------------------------------------ box decoding
+
+    def dfl(self, x: Tensor, name: str, reg_max: int = 16) -> Tensor:
+        """Distribution focal loss integral (Ultralytics' ``DFL``): each box side's distance is the softmax-weighted
+        sum of its ``reg_max`` bins, weighted by ``{name}.conv.weight`` (1, reg_max, 1, 1), in float32:
+        (B, 4 * reg_max, A) -> (B, 4, A)."""
+        weight = self._param(f"{name}.conv.weight", (1, reg_max, 1, 1)).reshape(1, 1, reg_max, 1)
+        x = self.cast(x, trt.float32, name=f"{name}.float")
+        bins = self.softmax(self.reshape(x, (0, 4, reg_max, -1), name=f"{name}.bins"), 2, name=f"{name}.softmax")
+        weighted = self.mul(bins, self._fixed(f"{name}.conv.weight", np.ascontiguousarray(weight, np.float32)),
+                            name=f"{name}.weighted")  # fmt: skip
+        return self.reduce(weighted, "sum", 2, name=name)
+
+    def decode_anchors(
+        self, distances: Tensor, feature_sizes: Sequence[Sequence[int]], strides: Sequence[int], *, name: str
+    ) -> Tensor:
+        """Left/top/right/bottom distances (B, 4, A) around every cell centre of the feature maps (row-major, level
+        after level) -> xywh boxes in input pixels (Ultralytics' ``dist2bbox`` times the stride), float32."""
+        grid, stride = anchor_grid(feature_sizes, strides)
+        lt, rb = self.split(distances, [2, 2], 1, name=f"{name}.ltrb")
+        points = self._fixed(f"{name}.anchors", grid)
+        x1y1 = self.sub(points, lt, name=f"{name}.x1y1")
+        x2y2 = self.add(points, rb, name=f"{name}.x2y2")
+        corners = self.add(x1y1, x2y2, name=f"{name}.corner_sum")
+        centre = self.div(corners, self.float_scalar(2.0, 3, f"{name}.two"), name=f"{name}.centre")
+        size = self.sub(x2y2, x1y1, name=f"{name}.size")
+        xywh = self.concat([centre, size], 1, name=f"{name}.xywh_grid")
+        return self.mul(xywh, self._fixed(f"{name}.strides", stride), name=name)
 
     # ------------------------------------------------------------------ non-maximum suppression
 
-    def non_max_suppression(
+    def greedy_nms(
         self,
         prediction: Tensor,
         num_classes: int,
@@ -186,7 +212,7 @@ class DetectionOps(NetworkCore):
         inter = self.mul(inter_w, inter_h, name="inter")
         union = self.sub(self.add(area, row(area, "area"), name="area_sum"), inter, name="union")
         overlaps = self.greater(self.div(inter, union, name="iou"), self.float_scalar(iou, 3, "iou_threshold"))
-        earlier = self.typed_constant(np.triu(np.ones((k, k), bool), 1)[None], "earlier")  # j < i
+        earlier = self._fixed("earlier", np.triu(np.ones((k, k), bool), 1)[None])  # j < i
         return self.cast(self.logical_and(overlaps, earlier, name="suppresses_b"), trt.float32, name="suppresses")
 
     def _greedy_keep(self, valid: Tensor, suppresses: Tensor, k: int) -> Tensor:
@@ -197,27 +223,21 @@ class DetectionOps(NetworkCore):
         the ``keep`` recurrence's last value (TensorRT takes LAST_VALUE only from a recurrence): the
         iteration that found no change started from the fixed point.
         """
-        loop = self.trt_network.add_loop()
-        loop.name = self.qualified("greedy")
-        keep = self._named(loop.add_recurrence(valid), "recurrence", "greedy.keep")
-        changed = self._named(
-            loop.add_recurrence(self.float_scalar(1.0, 1, "greedy.start")), "recurrence", "greedy.changed"
-        )
-        go = self.greater(changed.get_output(0), self.float_scalar(0.5, 1, "greedy.half"), name="greedy.go")
-        self._named(loop.add_trip_limit(self.reshape(go, (), name="greedy.go_scalar"), trt.TripLimit.WHILE),
-                    "trip_limit", "greedy.while")  # fmt: skip
-        current = keep.get_output(0)
-        row = self.reshape(current, (0, 1, k), name="greedy.keep_row")
+        loop = self.loop(name="greedy")
+        keep = loop.carry(valid, name="greedy.keep")
+        changed = loop.carry(self.float_scalar(1.0, 1, "greedy.start"), name="greedy.changed")
+        go = self.greater(changed, self.float_scalar(0.5, 1, "greedy.half"), name="greedy.go")
+        loop.while_(self.reshape(go, (), name="greedy.go_scalar"), name="greedy.while")
+        row = self.reshape(keep, (0, 1, k), name="greedy.keep_row")
         hits = self.reshape(self.matmul(row, suppresses, name="greedy.hits"), (0, k), name="greedy.hits_flat")
         free = self.cast(self.greater(self.float_scalar(0.5, 2, "greedy.half2"), hits, name="greedy.free_b"),
                          trt.float32, name="greedy.free")  # fmt: skip
         new_keep = self.mul(valid, free, name="greedy.new_keep")
-        difference = self._abs(self.sub(new_keep, current, name="greedy.diff"))
+        difference = self._abs(self.sub(new_keep, keep, name="greedy.diff"))
         changes = self.reduce(difference, "max", [0, 1], keepdim=True, name="greedy.changes")  # (1, 1)
-        keep.set_input(1, new_keep)
-        changed.set_input(1, self.reshape(changes, (1,), name="greedy.changes_flat"))
-        out = loop.add_loop_output(current, trt.LoopOutput.LAST_VALUE)
-        return self._named(out, "loop_output", "greedy.keep_final").get_output(0)
+        loop.update(keep, new_keep)
+        loop.update(changed, self.reshape(changes, (1,), name="greedy.changes_flat"))
+        return loop.last(keep, name="greedy.keep_final")
 
     def _abs(self, x: Tensor) -> Tensor:
         layer = self.trt_network.add_unary(x, trt.UnaryOperation.ABS)
@@ -225,7 +245,7 @@ class DetectionOps(NetworkCore):
 
     def _first_kept(self, keep: Tensor, boxes: Tensor, score: Tensor, cls: Tensor, k: int, max_det: int):
         """The first ``max_det`` kept candidates (score order) as the four fixed-size outputs."""
-        rank_key = self.mul(keep, self.typed_constant(np.arange(k, 0, -1, dtype=np.float32)[None], "rank"), name="key")
+        rank_key = self.mul(keep, self._fixed("rank", np.arange(k, 0, -1, dtype=np.float32)[None]), name="key")
         order_key, order = self.topk(rank_key, max_det, 1, name="kept")  # (B, max_det): earliest kept first
         present = self.cast(self.greater(order_key, self.float_scalar(0.5, 2, "half")), trt.float32, name="present")
         out_boxes = self.mul(self.take_along_rows(boxes, order, name="kept_boxes"),
@@ -243,3 +263,13 @@ class DetectionOps(NetworkCore):
             "scores": out_scores,
             "classes": out_classes,
         }
+
+
+def anchor_grid(sizes: Sequence[Sequence[int]], strides: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Cell centres ``(x + 0.5, y + 0.5)`` of every level, row-major, as (1, 2, A), and each one's stride (1, 1, A)."""
+    points, stride = [], []
+    for (h, w), s in zip(sizes, strides, strict=True):
+        ys, xs = np.meshgrid(np.arange(h, dtype=np.float32) + 0.5, np.arange(w, dtype=np.float32) + 0.5, indexing="ij")
+        points.append(np.stack([xs.ravel(), ys.ravel()]))
+        stride.append(np.full((1, h * w), s, np.float32))
+    return np.concatenate(points, 1)[None], np.concatenate(stride, 1)[None]

@@ -17,6 +17,7 @@ import numpy as np
 from netdef.backend import trt
 from netdef.errors import NetworkDefinitionError
 from netdef.network.core import NetworkCore, Tensor
+from netdef.network.qdq import QuantizationMixin
 
 IntOr2 = int | Sequence[int]
 
@@ -30,7 +31,7 @@ def _pair(value: IntOr2, what: str) -> tuple[int, int]:
     return pair  # type: ignore[return-value]
 
 
-class LayersMixin(NetworkCore):
+class LayersMixin(QuantizationMixin):
     # ------------------------------------------------------------------ convolution
 
     def conv2d(
@@ -57,41 +58,44 @@ class LayersMixin(NetworkCore):
         in :attr:`derived`.
         """
         in_channels = self._static_dim(x, 1, name, "input channels")
-        ckpt_shape = self.param_shape(f"{name}.weight")
+        ckpt_shape = self.checkpoint_shape(f"{name}.weight")
         if out_channels is None or kernel_size is None:
             if ckpt_shape is None or len(ckpt_shape) != 4:
                 raise NetworkDefinitionError(
-                    f"layer {self.qualified(name)!r}: give out_channels and kernel_size, or a checkpoint with "
-                    f"a 4-D {self.qualified(name + '.weight')!r} (found {ckpt_shape})"
+                    f"layer {self.names.qualified(name)!r}: give out_channels and kernel_size, or a checkpoint with "
+                    f"a 4-D {self.names.qualified(name + '.weight')!r} (found {ckpt_shape})"
                 )
             out_channels = out_channels or ckpt_shape[0]
             kernel_size = kernel_size or tuple(ckpt_shape[2:])
         kernel = _pair(kernel_size, "kernel_size")
         if in_channels % groups or out_channels % groups:
             raise NetworkDefinitionError(
-                f"layer {self.qualified(name)!r}: groups={groups} must divide input channels ({in_channels}) "
+                f"layer {self.names.qualified(name)!r}: groups={groups} must divide input channels ({in_channels}) "
                 f"and output channels ({out_channels})"
             )
-        weight = self.param(f"{name}.weight", (out_channels, in_channels // groups, *kernel))
-        b = self.param(f"{name}.bias", (out_channels,)) if bias else None
-        sources = {f"{name}.weight": [self.qualified(f"{name}.weight")]}
+        weight = self._param(f"{name}.weight", (out_channels, in_channels // groups, *kernel))
+        b = self._param(f"{name}.bias", (out_channels,)) if bias else None
+        sources: dict[str, list[str] | None] = {f"{name}.weight": None, f"{name}.bias": None}
         if bn is not None:
             weight, b, sources = self._fold_batch_norm(name, weight, b, bn, bn_eps)
         return self._convolution(x, name, weight, b, kernel, stride, padding, dilation, groups, sources)
 
     def _fold_batch_norm(
         self, name: str, weight: np.ndarray, bias: np.ndarray | None, bn: str, eps: float
-    ) -> tuple[np.ndarray, np.ndarray, dict[str, list[str]]]:
+    ) -> tuple[np.ndarray, np.ndarray, dict[str, list[str] | None]]:
         channels = weight.shape[0]
         gamma, beta, mean, var = (
-            self.param(f"{bn}.{p}", (channels,)) for p in ("weight", "bias", "running_mean", "running_var")
+            self._param(f"{bn}.{p}", (channels,)) for p in ("weight", "bias", "running_mean", "running_var")
         )
         scale = self._batch_norm_scale(bn, gamma, var, eps)
         folded_weight = weight * scale.reshape(-1, *([1] * (weight.ndim - 1)))
         folded_bias = ((bias if bias is not None else 0.0) - mean) * scale + beta
-        bn_keys = [self.qualified(f"{bn}.{p}") for p in ("weight", "bias", "running_mean", "running_var")]
-        conv_keys = [self.qualified(f"{name}.weight")] + ([self.qualified(f"{name}.bias")] if bias is not None else [])
-        sources = {f"{name}.weight": conv_keys[:1] + bn_keys, f"{name}.bias": conv_keys[1:] + bn_keys}
+        bn_keys = [self.names.qualified(f"{bn}.{p}") for p in ("weight", "bias", "running_mean", "running_var")]
+        conv_keys = [self.names.qualified(f"{name}.{p}") for p in ("weight", "bias")][: 1 if bias is None else 2]
+        sources: dict[str, list[str] | None] = {
+            f"{name}.weight": conv_keys[:1] + bn_keys,
+            f"{name}.bias": conv_keys[1:] + bn_keys,
+        }
         return folded_weight.astype(np.float32, copy=False), folded_bias.astype(np.float32, copy=False), sources
 
     def _batch_norm_scale(self, bn: str, gamma: np.ndarray, var: np.ndarray, eps: float) -> np.ndarray:
@@ -100,7 +104,7 @@ class LayersMixin(NetworkCore):
         bad = np.flatnonzero(~(denominator > 0) & np.isfinite(var))
         if bad.size:
             self.problems.append(
-                f"BatchNorm {self.qualified(bn)!r}: running_var + eps <= 0 in {bad.size} channel(s) "
+                f"BatchNorm {self.names.qualified(bn)!r}: running_var + eps <= 0 in {bad.size} channel(s) "
                 f"(first: {bad[:5].tolist()}), which would make NaN weights"
             )
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -117,29 +121,28 @@ class LayersMixin(NetworkCore):
         padding: IntOr2,
         dilation: IntOr2,
         groups: int,
-        sources: dict[str, list[str]],
+        sources: dict[str, list[str] | None],
     ) -> Tensor:
-        w_name, b_name = self.qualified(f"{name}.weight"), self.qualified(f"{name}.bias")
-        w_stored = self.weight_array(w_name, weight)
-        b_stored = self.weight_array(b_name, bias) if bias is not None else None
-        w_trt, b_trt = self.trt_weights(w_stored), self.trt_weights(b_stored)
-        x, w_kernel, w_tensor = self._quantize_convolution(x, name, w_stored, w_trt)  # int8: Q/DQ, kernel as input 1
-        layer = self.trt_network.add_convolution_nd(x, weight.shape[0], kernel, w_kernel, b_trt)
-        if w_tensor is not None:
-            layer.set_input(1, w_tensor)
+        """int8: the input and the kernel go through Q/DQ; the kernel is then a constant read as input 1
+        (the layer's kernel Weights stay empty), as TensorRT requires for quantized weights."""
+        w_name, b_name = f"{name}.weight", f"{name}.bias"
+        x = self._quantize_input(x, name)
+        kernel_tensor = None
+        if self.quantized:
+            kernel_tensor = self._constant(w_name, weight, sources=sources[w_name])
+            kernel_tensor = self._quantize_weight(kernel_tensor, name, weight, axis=0)
+            w_trt = self._weights(w_name, None)
+        else:
+            w_trt = self._weights(w_name, weight, sources=sources[w_name])
+        b_trt = self._weights(b_name, bias, sources=sources[b_name])
+        layer = self.trt_network.add_convolution_nd(x, weight.shape[0], kernel, w_trt, b_trt)
+        if kernel_tensor is not None:
+            layer.set_input(1, kernel_tensor)
         layer.stride_nd = _pair(stride, "stride")
         layer.padding_nd = _pair(padding, "padding")
         layer.dilation_nd = _pair(dilation, "dilation")
         layer.num_groups = groups
-        self._named(layer, "conv", name)
-        self.name_weights(w_trt, w_name)
-        if b_stored is not None:
-            self.name_weights(b_trt, b_name)
-        for short, keys in sources.items():
-            full = self.qualified(short)
-            if keys != [full]:
-                self.derived[full] = keys
-        return layer.get_output(0)
+        return self._named(layer, "conv", name).get_output(0)
 
     def batch_norm(self, x: Tensor, name: str, eps: float = 1e-5) -> Tensor:
         """Inference BatchNorm over axis 1: ``y = (x - mean) / sqrt(var + eps) * weight + bias``.
@@ -149,21 +152,17 @@ class LayersMixin(NetworkCore):
         """
         channels = self._static_dim(x, 1, name, "channels")
         gamma, beta, mean, var = (
-            self.param(f"{name}.{p}", (channels,)) for p in ("weight", "bias", "running_mean", "running_var")
+            self._param(f"{name}.{p}", (channels,)) for p in ("weight", "bias", "running_mean", "running_var")
         )
         scale = self._batch_norm_scale(name, gamma, var, eps)
         shift = (beta - mean * scale).astype(np.float32)
-        keys = [self.qualified(f"{name}.{p}") for p in ("weight", "bias", "running_mean", "running_var")]
-        scale_name, shift_name = self.qualified(f"{name}.scale"), self.qualified(f"{name}.shift")
-        scale_w = self.trt_weights(self.weight_array(scale_name, scale))
-        shift_w = self.trt_weights(self.weight_array(shift_name, shift))
-        layer = self.trt_network.add_scale_nd(x, trt.ScaleMode.CHANNEL, shift_w, scale_w, self.trt_weights(None), 1)
-        self._named(layer, "batch_norm", name)
-        self.name_weights(scale_w, scale_name)
-        self.name_weights(shift_w, shift_name)
-        self.derived[scale_name] = keys
-        self.derived[shift_name] = keys
-        return layer.get_output(0)
+        keys = [self.names.qualified(f"{name}.{p}") for p in ("weight", "bias", "running_mean", "running_var")]
+        scale_w = self._weights(f"{name}.scale", scale, sources=keys)
+        shift_w = self._weights(f"{name}.shift", shift, sources=keys)
+        layer = self.trt_network.add_scale_nd(
+            x, trt.ScaleMode.CHANNEL, shift_w, scale_w, self._weights(f"{name}.power", None), 1
+        )
+        return self._named(layer, "batch_norm", name).get_output(0)
 
     # ------------------------------------------------------------------ pooling
 
@@ -206,7 +205,7 @@ class LayersMixin(NetworkCore):
         if kind == trt.PoolingType.AVERAGE:
             layer.average_count_excludes_padding = not count_include_pad
         if ceil_mode:
-            what = self.qualified(self._default_name(default_name, name))
+            what = self.names.qualified(self.names.local(default_name, name))
             self._ceil_mode(layer, self.shape_of(x)[-2:], kernel, strides, pads, kind, count_include_pad, what)
         return self._named(layer, default_name, name).get_output(0)
 
@@ -243,9 +242,9 @@ class LayersMixin(NetworkCore):
         two matrix multiplies with constant averaging matrices: ``y = A_h @ x @ A_w.T``.
         """
         out_h, out_w = _pair(output_size, "output_size")
-        base = self._default_name("avgpool", name)
+        base = self.names.local("avgpool", name)
         if (out_h, out_w) == (1, 1):
-            return self.mean(x, axes=(2, 3), keepdim=True, name=base)
+            return self.mean(x, (2, 3), keepdim=True, name=base)
         h = self._static_dim(x, 2, base, "height")
         w = self._static_dim(x, 3, base, "width")
         if h % out_h or w % out_w:
@@ -261,11 +260,7 @@ class LayersMixin(NetworkCore):
         for i in range(bins):
             lo, hi = (i * size) // bins, -(-(i + 1) * size // bins)
             matrix[0, 0, i, lo:hi] = 1.0 / (hi - lo)
-        self._keep_alive.append(matrix)
-        weights = self.trt_weights(matrix)
-        layer = self._named(self.trt_network.add_constant(matrix.shape, weights), "constant", name)
-        self.name_weights(weights, layer.name)
-        return layer.get_output(0)
+        return self._constant(name, matrix, role="fixed")
 
     # ------------------------------------------------------------------ matrix multiply
 
@@ -278,22 +273,23 @@ class LayersMixin(NetworkCore):
         rank = len(self.shape_of(x))
         in_features = self._static_dim(x, rank - 1, name, "input features")
         if out_features is None:
-            ckpt_shape = self.param_shape(f"{name}.weight")
+            ckpt_shape = self.checkpoint_shape(f"{name}.weight")
             if ckpt_shape is None or len(ckpt_shape) != 2:
                 raise NetworkDefinitionError(
-                    f"layer {self.qualified(name)!r}: give out_features, or a checkpoint with a 2-D "
-                    f"{self.qualified(name + '.weight')!r} (found {ckpt_shape})"
+                    f"layer {self.names.qualified(name)!r}: give out_features, or a checkpoint with a 2-D "
+                    f"{self.names.qualified(name + '.weight')!r} (found {ckpt_shape})"
                 )
             out_features = ckpt_shape[0]
-        weight = self.param(f"{name}.weight", (out_features, in_features))
-        w = self.constant(f"{name}.weight", weight.reshape((1,) * (rank - 2) + weight.shape))
-        x, w = self._quantize_linear(x, w, name, weight)  # int8: Q/DQ on both operands
+        weight = self._param(f"{name}.weight", (out_features, in_features))
+        w = self._constant(f"{name}.weight", weight.reshape((1,) * (rank - 2) + weight.shape))
+        x = self._quantize_input(x, name)  # int8: Q/DQ on both operands, the weight per output row
+        w = self._quantize_weight(w, name, weight, axis=rank - 2)
         layer = self.trt_network.add_matrix_multiply(x, trt.MatrixOperation.NONE, w, trt.MatrixOperation.TRANSPOSE)
         y = self._named(layer, "linear", name).get_output(0)
         if not bias:
             return y
-        b = self.param(f"{name}.bias", (out_features,))
-        b_tensor = self.constant(f"{name}.bias", b.reshape((1,) * (rank - 1) + (out_features,)))
+        b = self._param(f"{name}.bias", (out_features,))
+        b_tensor = self._constant(f"{name}.bias", b.reshape((1,) * (rank - 1) + (out_features,)))
         add = self.trt_network.add_elementwise(y, b_tensor, trt.ElementWiseOperation.SUM)
         return self._named(add, "bias_add", f"{name}.bias_add").get_output(0)
 
@@ -351,20 +347,20 @@ class LayersMixin(NetworkCore):
 
     def silu(self, x: Tensor, *, name: str | None = None) -> Tensor:
         """``x * sigmoid(x)``."""
-        base = self._default_name("silu", name)
+        base = self.names.local("silu", name)
         return self.mul(x, self.sigmoid(x, name=f"{base}.sigmoid"), name=base)
 
     def hardswish(self, x: Tensor, *, name: str | None = None) -> Tensor:
         """``x * clip(x / 6 + 1/2, 0, 1)`` (a HARD_SIGMOID activation times x)."""
-        base = self._default_name("hardswish", name)
+        base = self.names.local("hardswish", name)
         gate = self._activation(x, trt.ActivationType.HARD_SIGMOID, "hardsigmoid", f"{base}.gate", 1 / 6, 0.5)
         return self.mul(x, gate, name=base)
 
-    def softmax(self, x: Tensor, axis: int = -1, *, name: str | None = None) -> Tensor:
-        """``exp(x) / sum(exp(x))`` along ``axis`` (TensorRT's default axis is not the last one; ours is)."""
+    def softmax(self, x: Tensor, dim: int = -1, *, name: str | None = None) -> Tensor:
+        """``exp(x) / sum(exp(x))`` along ``dim`` (TensorRT's default axis is not the last one; ours is)."""
         rank = len(self.shape_of(x))
         layer = self.trt_network.add_softmax(x)
-        layer.axes = 1 << self._axis(axis, rank, "softmax")
+        layer.axes = 1 << self._dim(dim, rank, "softmax")
         return self._named(layer, "softmax", name).get_output(0)
 
     # ------------------------------------------------------------------ element-wise
@@ -375,7 +371,7 @@ class LayersMixin(NetworkCore):
         for da, db in zip(sa, sb, strict=True):
             if da != db and da != 1 and db != 1 and da != -1 and db != -1:
                 raise NetworkDefinitionError(
-                    f"layer {self.qualified(name or default_name)!r}: shapes {sa} and {sb} do not broadcast"
+                    f"layer {self.names.qualified(name or default_name)!r}: shapes {sa} and {sb} do not broadcast"
                 )
         return self._named(self.trt_network.add_elementwise(a, b, op), default_name, name).get_output(0)
 
@@ -394,20 +390,15 @@ class LayersMixin(NetworkCore):
     def scalar(self, value: float, like: Tensor, *, name: str | None = None) -> Tensor:
         """A constant ``value`` with ``like``'s rank and dtype (all dimensions 1), for element-wise use."""
         rank = len(self.shape_of(like))
-        array = np.full((1,) * rank, value, dtype=self.precision.numpy)
-        self._keep_alive.append(array)
-        weights = self.trt_weights(array)
-        layer = self._named(self.trt_network.add_constant(array.shape, weights), "scalar", name)
-        self.name_weights(weights, layer.name)
-        return layer.get_output(0)
+        return self._constant(name, np.full((1,) * rank, value, dtype=np.float32), role="fixed", kind="scalar")
 
     # ------------------------------------------------------------------ shape
 
     def flatten(self, x: Tensor, start_dim: int = 1, *, name: str | None = None) -> Tensor:
         """Merge axes ``start_dim..`` into one (``torch.flatten``); earlier axes, batch too, are kept."""
         rank = len(self.shape_of(x))
-        start = self._axis(start_dim, rank, "flatten")
-        return self.reshape(x, (0,) * start + (-1,), name=self._default_name("flatten", name))
+        start = self._dim(start_dim, rank, "flatten")
+        return self.reshape(x, (0,) * start + (-1,), name=self.names.local("flatten", name))
 
     def reshape(self, x: Tensor, shape: Sequence[int], *, name: str | None = None) -> Tensor:
         """Reshape; ``0`` copies the input's dimension at that position, ``-1`` is inferred."""
@@ -422,35 +413,38 @@ class LayersMixin(NetworkCore):
         layer.first_transpose = tuple(int(d) for d in dims)
         return self._named(layer, "permute", name).get_output(0)
 
-    def concat(self, tensors: Sequence[Tensor], axis: int = 1, *, name: str | None = None) -> Tensor:
-        """Concatenate along ``axis`` (TensorRT's default axis depends on rank; ours is explicit)."""
+    def concat(self, tensors: Sequence[Tensor], dim: int = 1, *, name: str | None = None) -> Tensor:
+        """Concatenate along ``dim`` (``torch.cat``; TensorRT's default axis depends on rank, ours is explicit)."""
         rank = len(self.shape_of(tensors[0]))
         layer = self.trt_network.add_concatenation(list(tensors))
-        layer.axis = self._axis(axis, rank, "concat")
+        layer.axis = self._dim(dim, rank, "concat")
         return self._named(layer, "concat", name).get_output(0)
 
-    def mean(self, x: Tensor, axes: Sequence[int], *, keepdim: bool = False, name: str | None = None) -> Tensor:
-        """Mean over ``axes``."""
+    def mean(self, x: Tensor, dim: int | Sequence[int], keepdim: bool = False, *, name: str | None = None) -> Tensor:
+        """Mean over ``dim`` (an int or several, as ``torch.mean``)."""
         rank = len(self.shape_of(x))
-        mask = sum(1 << self._axis(a, rank, "mean") for a in axes)
+        dims = (dim,) if isinstance(dim, int) else tuple(dim)
+        mask = sum(1 << self._dim(d, rank, "mean") for d in dims)
         layer = self.trt_network.add_reduce(x, trt.ReduceOperation.AVG, mask, keepdim)
         return self._named(layer, "mean", name).get_output(0)
 
     # ------------------------------------------------------------------ helpers
 
-    def _static_dim(self, x: Tensor, axis: int, layer: str, what: str) -> int:
+    def _static_dim(self, x: Tensor, dim: int, layer: str, what: str) -> int:
+        """The size of dimension ``dim`` of ``x``, which must be known when the network is defined."""
         shape = self.shape_of(x)
-        if axis >= len(shape) or shape[axis] < 0:
+        if dim >= len(shape) or shape[dim] < 0:
             raise NetworkDefinitionError(
-                f"layer {self.qualified(layer)!r}: needs a static {what} at axis {axis}, input shape is {shape}"
+                f"layer {self.names.qualified(layer)!r}: needs a static {what} at axis {dim}, input shape is {shape}"
             )
-        return shape[axis]
+        return shape[dim]
 
     @staticmethod
-    def _axis(axis: int, rank: int, what: str) -> int:
-        if not -rank <= axis < rank:
-            raise NetworkDefinitionError(f"{what}: axis {axis} is out of range for a rank-{rank} tensor")
-        return axis % rank
+    def _dim(dim: int, rank: int, what: str) -> int:
+        """``dim`` (negative counts from the end) as an index into a rank-``rank`` shape."""
+        if not -rank <= dim < rank:
+            raise NetworkDefinitionError(f"{what}: axis {dim} is out of range for a rank-{rank} tensor")
+        return dim % rank
 
     def _same_rank(self, a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
         """Prepend 1-sized axes to the lower-rank operand (TensorRT needs equal ranks)."""
@@ -463,4 +457,5 @@ class LayersMixin(NetworkCore):
 
 
 def num_parameters(network: NetworkCore) -> int:
+    """The number of values in the network's refittable weights."""
     return sum(int(math.prod(a.shape)) for a in network.weights.values())

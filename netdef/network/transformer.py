@@ -13,10 +13,11 @@ import numpy as np
 
 from netdef import backend
 from netdef.errors import NetworkDefinitionError
-from netdef.network.core import NetworkCore, Tensor
+from netdef.network.core import Tensor
+from netdef.network.layers import LayersMixin
 
 
-class TransformerMixin(NetworkCore):
+class TransformerMixin(LayersMixin):
     # ------------------------------------------------------------------ normalization
 
     def layer_norm(self, x: Tensor, name: str, eps: float = 1e-5) -> Tensor:
@@ -29,28 +30,28 @@ class TransformerMixin(NetworkCore):
         rank = len(shape)
         features = self._static_dim(x, rank - 1, name, "normalized (last) dimension")
         broadcast = (1,) * (rank - 1) + (features,)
-        gamma = self.constant(f"{name}.weight", self.param(f"{name}.weight", (features,)).reshape(broadcast))
-        beta = self.constant(f"{name}.bias", self.param(f"{name}.bias", (features,)).reshape(broadcast))
+        gamma = self._constant(f"{name}.weight", self._param(f"{name}.weight", (features,)).reshape(broadcast))
+        beta = self._constant(f"{name}.bias", self._param(f"{name}.bias", (features,)).reshape(broadcast))
         layer = backend.add_normalization(self.trt_network, x, gamma, beta, 1 << (rank - 1))
         layer.epsilon = eps
         return self._named(layer, "layer_norm", name).get_output(0)
 
     # ------------------------------------------------------------------ indexing
 
-    def gather(self, x: Tensor, index: int | Sequence[int], axis: int, *, name: str | None = None) -> Tensor:
-        """``x`` indexed along ``axis``: an int drops the axis (``x[:, 0]``), a list keeps it (``x[:, [0, 2]]``)."""
-        name = self._default_name("gather", name)
+    def gather(self, x: Tensor, index: int | Sequence[int], dim: int, *, name: str | None = None) -> Tensor:
+        """``x`` indexed along ``dim``: an int drops the dimension (``x[:, 0]``), a list keeps it (``x[:, [0, 2]]``)."""
+        name = self.names.local("gather", name)
         shape = self.shape_of(x)
-        axis = self._axis(axis, len(shape), "gather")
+        dim = self._dim(dim, len(shape), "gather")
         indices = np.asarray(index, dtype=np.int32)
-        size = shape[axis]
+        size = shape[dim]
         if size >= 0:
             if ((indices < -size) | (indices >= size)).any():
                 raise NetworkDefinitionError(
-                    f"layer {self.qualified(name)!r}: index {index} is out of range for axis {axis} of size {size}"
+                    f"layer {self.names.qualified(name)!r}: index {index} is out of range for axis {dim} of size {size}"
                 )
             indices = indices % size
-        layer = self.trt_network.add_gather(x, self._fixed_constant(indices, f"{name}.indices"), axis)
+        layer = self.trt_network.add_gather(x, self._constant(f"{name}.indices", indices, role="fixed"), dim)
         return self._named(layer, "gather", name).get_output(0)
 
     def broadcast_batch(self, x: Tensor, like: Tensor, *, name: str | None = None) -> Tensor:
@@ -60,9 +61,11 @@ class TransformerMixin(NetworkCore):
         is computed at run time from ``like``'s shape (shape, slice and concatenation layers).
         """
         shape = self.shape_of(x)
-        base = self._default_name("broadcast_batch", name)
+        base = self.names.local("broadcast_batch", name)
         if shape[0] != 1:
-            raise NetworkDefinitionError(f"layer {self.qualified(base)!r}: leading axis must be 1, shape is {shape}")
+            raise NetworkDefinitionError(
+                f"layer {self.names.qualified(base)!r}: leading axis must be 1, shape is {shape}"
+            )
         batch = self.shape_of(like)[0]
         start, stride = (0,) * len(shape), (0,) + (1,) * (len(shape) - 1)
         layer = self.trt_network.add_slice(x, start, (max(batch, 1), *shape[1:]), stride)
@@ -75,7 +78,7 @@ class TransformerMixin(NetworkCore):
         shape_layer = self._named(self.trt_network.add_shape(like), "shape", f"{base}.like_shape")
         first = self.trt_network.add_slice(shape_layer.get_output(0), (0,), (1,), (1,))
         first = self._named(first, "slice", f"{base}.batch").get_output(0)
-        rest_tensor = self._fixed_constant(np.asarray(rest, dtype=np.int64), f"{base}.rest")
+        rest_tensor = self._constant(f"{base}.rest", np.asarray(rest, dtype=np.int64), role="fixed")
         concat = self.trt_network.add_concatenation([first, rest_tensor])
         concat.axis = 0
         return self._named(concat, "concat", f"{base}.shape").get_output(0)
@@ -90,7 +93,7 @@ class TransformerMixin(NetworkCore):
         scale = 1.0 / math.sqrt(head_dim) if scale is None else scale
         scores = self.matmul(q, k, transpose_b=True, name=f"{name}.scores")
         scores = self.mul(scores, self.scalar(scale, scores, name=f"{name}.scale_factor"), name=f"{name}.scale")
-        weights = self.softmax(scores, axis=-1, name=f"{name}.softmax")
+        weights = self.softmax(scores, dim=-1, name=f"{name}.softmax")
         return self.matmul(weights, v, name=f"{name}.context")
 
     def multi_head_attention(self, x: Tensor, name: str, num_heads: int) -> Tensor:
@@ -103,34 +106,23 @@ class TransformerMixin(NetworkCore):
         embed = self._static_dim(x, 2, name, "embedding dimension")
         if embed % num_heads:
             raise NetworkDefinitionError(
-                f"layer {self.qualified(name)!r}: embedding dimension {embed} is not divisible by {num_heads} heads"
+                f"layer {self.names.qualified(name)!r}: embedding dimension {embed} "
+                f"is not divisible by {num_heads} heads"
             )
         head_dim = embed // num_heads
         with self.scope(name):
-            weight = self.param("in_proj_weight", (3 * embed, embed))
-            bias = self.param("in_proj_bias", (3 * embed,))
-            w = self.constant("in_proj_weight", weight.reshape(1, 3 * embed, embed))
-            b = self.constant("in_proj_bias", bias.reshape(1, 1, 3 * embed))
+            weight = self._param("in_proj_weight", (3 * embed, embed))
+            bias = self._param("in_proj_bias", (3 * embed,))
+            w = self._constant("in_proj_weight", weight.reshape(1, 3 * embed, embed))
+            b = self._constant("in_proj_bias", bias.reshape(1, 1, 3 * embed))
             qkv = self.matmul(x, w, transpose_b=True, name="in_proj")
             qkv = self.add(qkv, b, name="in_proj.bias_add")
             qkv = self.reshape(qkv, (0, 0, 3, num_heads, head_dim), name="in_proj.split_heads")
             q, k, v = (
-                self.permute(self.gather(qkv, i, axis=2, name=part), (0, 2, 1, 3), name=f"{part}.heads_first")
+                self.permute(self.gather(qkv, i, dim=2, name=part), (0, 2, 1, 3), name=f"{part}.heads_first")
                 for i, part in enumerate(("query", "key", "value"))
             )
             context = self.scaled_dot_product_attention(q, k, v, name="attention")
             context = self.permute(context, (0, 2, 1, 3), name="attention.heads_last")
             context = self.reshape(context, (0, 0, embed), name="attention.merge_heads")
             return self.linear(context, "out_proj", embed)
-
-    # ------------------------------------------------------------------ helpers
-
-    def _fixed_constant(self, array: np.ndarray, name: str) -> Tensor:
-        """A constant that is part of the architecture, not of the checkpoint (indices, shapes):
-        kept alive and named, but not listed in :attr:`weights` (nothing to refit)."""
-        array = np.array(array, order="C")  # a copy; np.ascontiguousarray would make 0-d arrays 1-d
-        self._keep_alive.append(array)
-        weights = self.trt_weights(array)
-        layer = self._named(self.trt_network.add_constant(array.shape, weights), "constant", name)
-        self.name_weights(weights, layer.name)
-        return layer.get_output(0)

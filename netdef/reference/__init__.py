@@ -20,16 +20,20 @@ import numpy as np
 
 from netdef.reference.describe import describe_layer, documentation, semantics
 from netdef.reference.executor import ReferenceExecutor, Result
-from netdef.reference.registry import supported_layer_types
+from netdef.reference.plugins import register_plugin, unregister_plugin
+from netdef.reference.registry import refused_layer_types, supported_layer_types
 
 __all__ = [
     "ReferenceExecutor",
     "Result",
     "describe_layer",
     "documentation",
+    "refused_layer_types",
+    "register_plugin",
     "run",
     "semantics",
     "supported_layer_types",
+    "unregister_plugin",
 ]
 
 

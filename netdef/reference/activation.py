@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from netdef.reference import costs
 from netdef.reference.dtypes import compute
 from netdef.reference.mathfns import erf
 from netdef.reference.node import Unsupported
@@ -13,13 +14,22 @@ _SQRT_HALF = np.float32(np.sqrt(0.5))
 _SQRT_2_OVER_PI = np.float32(np.sqrt(2.0 / np.pi))
 
 
+def _sigmoid(x, a, b):
+    """1 / (1 + exp(-x)) in one buffer (SiLU-heavy detection networks call it on every feature map)."""
+    y = np.negative(x)
+    with np.errstate(over="ignore"):  # exp overflow gives inf, and 1 / inf = 0 as it should
+        np.exp(y, out=y)
+    y += np.float32(1)
+    return np.reciprocal(y, out=y)
+
+
 def _softplus(x, a, b):
     return a * np.logaddexp(np.float32(0), b * x)
 
 
 _FUNCTIONS = {
     "RELU": lambda x, a, b: np.maximum(x, np.float32(0)),
-    "SIGMOID": lambda x, a, b: 1 / (1 + np.exp(-x)),
+    "SIGMOID": _sigmoid,
     "TANH": lambda x, a, b: np.tanh(x),
     "LEAKY_RELU": lambda x, a, b: np.where(x >= 0, x, a * x),
     "ELU": lambda x, a, b: np.where(x >= 0, x, a * (np.exp(x) - 1)),
@@ -37,7 +47,14 @@ _FUNCTIONS = {
 }
 
 
-@register("ACTIVATION", "IActivationLayer", ("type", "alpha", "beta"))
+@register(
+    "ACTIVATION",
+    "IActivationLayer",
+    ("type", "alpha", "beta"),
+    family="activation",
+    flops=costs.per_output(1),
+    detail=lambda layer: costs.enum_text(layer.type),
+)
 def activation(node, inputs):
     """Elementwise activation f(x; alpha, beta), same shape as the input, computed in float32.
 
@@ -59,7 +76,7 @@ def activation(node, inputs):
         return function(x, alpha, beta).astype(x.dtype, copy=False)
 
 
-@register("PARAMETRIC_RELU", "IParametricReLULayer")
+@register("PARAMETRIC_RELU", "IParametricReLULayer", family="activation", flops=costs.per_output(1))
 def parametric_relu(node, inputs):
     """Leaky ReLU with a slope tensor: y = x >= 0 ? x : slope * x, slope broadcast to x (same rank)."""
     x, slope = compute(inputs[0]), compute(inputs[1])

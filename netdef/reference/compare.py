@@ -21,13 +21,16 @@ import io
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from netdef.errors import ComparisonError
 from netdef.reference.dtypes import is_float
 from netdef.reference.executor import ReferenceExecutor, Result
+
+if TYPE_CHECKING:
+    from rich.console import JustifyMethod
 
 __all__ = [
     "ComparisonReport",
@@ -123,10 +126,11 @@ class ComparisonReport:
         from rich.table import Table
 
         table = Table(title=self.title, box=None, pad_edge=False, title_justify="left")
-        for header, justify in [
+        columns: list[tuple[str, JustifyMethod]] = [
             ("#", "right"), ("layer", "left"), ("vs", "left"), ("type", "left"), ("shape", "left"),
             ("max |ref|", "right"), ("max abs err", "right"), ("rel err", "right"), ("", "left"),
-        ]:  # fmt: skip
+        ]  # fmt: skip
+        for header, justify in columns:
             table.add_column(header, justify=justify)
         first = self.first_failure
         for row in self.rows:

@@ -7,6 +7,7 @@ import math
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from netdef.reference import costs
 from netdef.reference.dtypes import FLOAT32, compute
 from netdef.reference.registry import register
 from netdef.reference.windows import deconv_window, forward_window, pad, strided_slices
@@ -46,7 +47,43 @@ def _geometry(node, spatial: int):
     return kernel, stride, dilation, pre, post, node.attr("padding_mode")
 
 
-@register("CONVOLUTION", "IConvolutionLayer", _PARAMS)
+def _detail(layer) -> str:
+    text = costs.window_text(layer, layer.kernel_size_nd)
+    if any(int(d) != 1 for d in layer.dilation_nd):
+        text += f" dil {costs.same_text(layer.dilation_nd)}"
+    if layer.num_groups != 1:
+        text += f" groups {layer.num_groups}"
+    return text + f", {layer.num_output_maps} maps"
+
+
+def _convolution_flops(layer) -> int | None:
+    """2 * Cin/groups * kernel area per output element (the bias add is not counted)."""
+    inp, out = costs.input_shape(layer), costs.numel(costs.output_shape(layer))
+    if inp is None or out is None:
+        return None
+    return 2 * out * (max(inp[1], 1) // layer.num_groups) * math.prod(int(d) for d in layer.kernel_size_nd)
+
+
+def _deconvolution_flops(layer) -> int | None:
+    """2 * Cout/groups * kernel area per input element."""
+    inp = costs.numel(costs.input_shape(layer))
+    if inp is None:
+        return None
+    return 2 * inp * (layer.num_output_maps // layer.num_groups) * math.prod(int(d) for d in layer.kernel_size_nd)
+
+
+_WEIGHTS = costs.weight_count("kernel", "bias")
+
+
+@register(
+    "CONVOLUTION",
+    "IConvolutionLayer",
+    _PARAMS,
+    family="convolution",
+    flops=_convolution_flops,
+    detail=_detail,
+    weights=_WEIGHTS,
+)
 def convolution(node, inputs):
     """Grouped dilated N-D cross-correlation plus bias: y[n,k,o] = b[k] + sum_{c,f} W[k,c,f] x[n,gC'+c,oS+fD].
 
@@ -114,7 +151,15 @@ def _depthwise(x, w, stride, dilation, out_shape, groups):
     return acc.reshape((n, maps) + tuple(out_shape))
 
 
-@register("DECONVOLUTION", "IDeconvolutionLayer", _PARAMS)
+@register(
+    "DECONVOLUTION",
+    "IDeconvolutionLayer",
+    _PARAMS,
+    family="convolution",
+    flops=_deconvolution_flops,
+    detail=_detail,
+    weights=_WEIGHTS,
+)
 def deconvolution(node, inputs):
     """Grouped dilated N-D transposed convolution plus bias: x[n,c,i] adds x * W[c,k,f] to y[n,k,iS+fD-B].
 

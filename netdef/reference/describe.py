@@ -76,15 +76,7 @@ def describe_layer(layer) -> dict:
     params: dict[str, Any] = {}
     if op is not None:
         layer.__class__ = op.layer_class
-        if callable(op.params):
-            raw = op.params(layer)
-        else:
-            raw = {}
-            for name in op.params:
-                try:
-                    raw[name] = getattr(layer, name)
-                except RuntimeError:
-                    continue
+        raw = op.settings(layer)
         params = {name: _plain(value) for name, value in raw.items()}
     return {
         "name": layer.name,
@@ -94,3 +86,18 @@ def describe_layer(layer) -> dict:
         "outputs": [_tensor(layer.get_output(i)) for i in range(layer.num_outputs)],
         "params": params,
     }
+
+
+def coverage_table() -> str:
+    """docs/reference.md's coverage table: every registered layer type, its family and what TensorRT computes."""
+    from netdef.reference.registry import lookup, registered_layer_types
+
+    lines = ["| layer type | family | what TensorRT computes |", "|---|---|---|"]
+    for kind in registered_layer_types():
+        entry = lookup(kind)
+        assert entry is not None  # registered
+        line = entry.semantics.replace("|", "\\|")
+        if entry.refusal is not None:
+            line += " (refused unless registered)"
+        lines.append(f"| `{kind.name}` | {entry.family} | {line} |")
+    return "\n".join(lines)

@@ -7,6 +7,8 @@ fp32) and the executor rounds each output to its declared type, so precision los
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from netdef.backend import trt
@@ -15,9 +17,9 @@ from netdef.errors import UnsupportedLayerError
 try:  # ml_dtypes ships with JAX/TensorFlow/ONNX tooling; bf16/fp8/int4 tensors need it
     import ml_dtypes
 except ImportError:  # pragma: no cover - exercised only where ml_dtypes is absent
-    ml_dtypes = None
+    ml_dtypes = None  # type: ignore[assignment]  # optional dependency
 
-_NUMPY = {
+_NUMPY: dict[Any, np.dtype] = {
     trt.DataType.FLOAT: np.dtype(np.float32),
     trt.DataType.HALF: np.dtype(np.float16),
     trt.DataType.INT8: np.dtype(np.int8),

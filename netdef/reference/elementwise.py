@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from netdef.reference import costs
 from netdef.reference.dtypes import compute, is_float
 from netdef.reference.mathfns import erf
 from netdef.reference.node import Unsupported
@@ -41,7 +42,14 @@ _BINARY = {
 }
 
 
-@register("ELEMENTWISE", "IElementWiseLayer", ("op",))
+@register(
+    "ELEMENTWISE",
+    "IElementWiseLayer",
+    ("op",),
+    family="elementwise",
+    flops=costs.per_output(1),
+    detail=lambda layer: costs.enum_text(layer.op),
+)
 def elementwise(node, inputs):
     """Binary op on two same-rank tensors broadcast along length-1 axes: y = a op b.
 
@@ -87,7 +95,14 @@ _UNARY = {
 }
 
 
-@register("UNARY", "IUnaryLayer", ("op",))
+@register(
+    "UNARY",
+    "IUnaryLayer",
+    ("op",),
+    family="activation",
+    flops=costs.per_output(1),
+    detail=lambda layer: costs.enum_text(layer.op),
+)
 def unary(node, inputs):
     """Elementwise unary op y = op(x), same shape; floating types compute in float32.
 

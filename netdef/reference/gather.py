@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from netdef.backend import trt
+from netdef.reference import costs
 from netdef.reference.node import Unsupported
 from netdef.reference.registry import register
 
@@ -51,7 +52,7 @@ def _gather_nd(data, indices, batch_dims: int):
     return np.stack(rows).reshape(lead + rows[0].shape) if rows else np.zeros(lead, data.dtype)
 
 
-@register("GATHER", "IGatherLayer", ("mode", "axis", "num_elementwise_dims"))
+@register("GATHER", "IGatherLayer", ("mode", "axis", "num_elementwise_dims"), family="data", flops=costs.free)
 def gather(node, inputs):
     """Pick elements of data (input 0) by int32/int64 indices (input 1); negative indices count from the end.
 
@@ -75,7 +76,7 @@ def gather(node, inputs):
     raise Unsupported(f"gather mode {mode.name}")
 
 
-@register("SELECT", "ISelectLayer")
+@register("SELECT", "ISelectLayer", family="elementwise", flops=costs.per_output(1))
 def select(node, inputs):
     """y = condition ? a : b elementwise; condition (bool, input 0), a and b broadcast to one shape."""
     return np.where(inputs[0], inputs[1], inputs[2])

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from netdef.backend import trt
+from netdef.reference import costs
 from netdef.reference.dtypes import compute
 from netdef.reference.registry import register
 
@@ -18,7 +21,47 @@ def _as_matrix(x: np.ndarray, op, first: bool) -> tuple[np.ndarray, bool]:
     return x, False
 
 
-@register("MATRIX_MULTIPLY", "IMatrixMultiplyLayer", ("op0", "op1"))
+_MARKS = {"none": "", "transpose": "ᵀ", "vector": " (vector)"}
+
+
+def _matmul_detail(layer) -> str:
+    first, second = (_MARKS.get(costs.enum_text(op), "") for op in (layer.op0, layer.op1))
+    return f"A{first} · B{second}"
+
+
+def _matmul_flops(layer) -> int | None:
+    """2 * K per output element, K the inner length of A."""
+    a, out = costs.input_shape(layer), costs.numel(costs.output_shape(layer))
+    if a is None or out is None:
+        return None
+    op = costs.enum_text(layer.op0)
+    if op == "vector" or len(a) == 1:
+        inner = a[-1]
+    else:
+        inner = a[-2] if op == "transpose" else a[-1]
+    return 2 * out * max(inner, 1)
+
+
+def _einsum_flops(layer) -> int | None:
+    """2 per combination of all the equation's indices (the product of their lengths), as a plain loop nest."""
+    operands = layer.equation.replace(" ", "").split("->")[0].split(",")
+    sizes: dict[str, int] = {}
+    for i, letters in enumerate(operands):
+        dims = costs.input_shape(layer, i)
+        if dims is None or "." in letters:
+            return None
+        sizes.update({letter: max(d, 1) for letter, d in zip(letters, dims, strict=False)})
+    return 2 * math.prod(sizes.values())
+
+
+@register(
+    "MATRIX_MULTIPLY",
+    "IMatrixMultiplyLayer",
+    ("op0", "op1"),
+    family="matmul",
+    flops=_matmul_flops,
+    detail=_matmul_detail,
+)
 def matrix_multiply(node, inputs):
     """Batched matrix product op0(A) @ op1(B), broadcasting batch axes of length 1.
 
@@ -40,7 +83,7 @@ def matrix_multiply(node, inputs):
     return out
 
 
-@register("EINSUM", "IEinsumLayer", ("equation",))
+@register("EINSUM", "IEinsumLayer", ("equation",), family="matmul", flops=_einsum_flops)
 def einsum(node, inputs):
     """Einstein summation over the inputs as the equation states (numpy.einsum semantics), float32."""
     return np.asarray(np.einsum(node.attr("equation"), *[compute(x) for x in inputs]))

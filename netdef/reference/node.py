@@ -41,6 +41,13 @@ class Node:
         self.output_shapes = tuple(tensor_shape(t) for t in outputs)
         self._cache: dict[str, Any] = {}
 
+    def input_name(self, index: int) -> str:
+        """The name of input ``index``, which must be set."""
+        name = self.inputs[index]
+        if name is None:
+            raise Unsupported(f"input {index} of {self.type_name} layer '{self.name}' is not set")
+        return name
+
     @property
     def type_name(self) -> str:
         return self.type.name

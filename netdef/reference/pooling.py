@@ -8,6 +8,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from netdef.backend import trt
+from netdef.reference import costs
 from netdef.reference.dtypes import FLOAT32, compute
 from netdef.reference.registry import register
 from netdef.reference.windows import AxisWindow, forward_window, pad, strided_slices
@@ -25,6 +26,7 @@ def _reduce_windows(x, window, stride, out, reduce_name: str) -> np.ndarray:
                 acc = np.array(view, dtype=FLOAT32)
             else:
                 combine(acc, view, out=acc)
+        assert acc is not None  # the window has at least one element
         return acc
     spatial = len(window)
     axes = tuple(range(x.ndim - spatial, x.ndim))
@@ -46,6 +48,10 @@ def _window_counts(axes: list[AxisWindow], sizes, window, stride, exclude_paddin
     return counts
 
 
+def _area(window) -> int:
+    return math.prod(int(d) for d in window)
+
+
 @register(
     "POOLING",
     "IPoolingLayer",
@@ -59,6 +65,9 @@ def _window_counts(axes: list[AxisWindow], sizes, window, stride, exclude_paddin
         "average_count_excludes_padding",
         "blend_factor",
     ),
+    family="reduction",
+    flops=lambda layer: _area(layer.window_size_nd) * (costs.numel(costs.output_shape(layer)) or 0),
+    detail=lambda layer: f"{costs.enum_text(layer.type)} {costs.window_text(layer, layer.window_size_nd)}",
 )
 def pooling(node, inputs):
     """Max, average or blended pooling over windows of the trailing axes: y[.., o] = pool(x_pad[.., oS:oS+F]).

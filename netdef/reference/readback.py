@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import sys
+from typing import Any
 
 import numpy as np
 
@@ -21,7 +22,7 @@ from netdef.errors import UnsupportedLayerError
 from netdef.reference.dtypes import numpy_dtype
 
 
-def layer_type(layer) -> trt.LayerType:
+def layer_type(layer) -> Any:
     """The ``trt.LayerType`` of any layer, including those whose ``.type`` is shadowed."""
     return trt.ILayer.type.fget(layer)
 
@@ -74,7 +75,7 @@ def _weights_struct_array(weights) -> np.ndarray:
     if type_field != int(weights.dtype) or count_field != count or not values:
         raise UnsupportedLayerError(f"cannot read {weights.dtype} weights through this TensorRT binding")
     nbytes = int(weights.nbytes)
-    raw = np.frombuffer((ctypes.c_uint8 * nbytes).from_address(values), dtype=np.uint8).copy()
+    raw = np.ctypeslib.as_array((ctypes.c_uint8 * nbytes).from_address(values)).copy()
     if dtype.itemsize * count == nbytes:
         return raw.view(dtype)
     # 4-bit types: two values per byte, low nibble first.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from netdef.backend import trt
+from netdef.reference import costs
 from netdef.reference.dtypes import compute, is_float
 from netdef.reference.node import Unsupported
 from netdef.reference.readback import bits
@@ -17,7 +18,16 @@ def _int_mean(x, axes, keepdims):
     return np.trunc(total / max(count, 1)).astype(x.dtype)
 
 
-@register("REDUCE", "IReduceLayer", ("op", "axes", "keep_dims"))
+@register(
+    "REDUCE",
+    "IReduceLayer",
+    ("op", "axes", "keep_dims"),
+    family="reduction",
+    flops=costs.per_input(1),
+    detail=lambda layer: (
+        f"{costs.enum_text(layer.op)} {costs.axes_text(layer.axes)}" + (" keepdim" if layer.keep_dims else "")
+    ),
+)
 def reduce(node, inputs):
     """Reduce over the axes set in the ``axes`` bitmask (bit i = axis i): SUM, PROD, MAX, MIN or AVG.
 
@@ -43,7 +53,14 @@ def reduce(node, inputs):
         return np.asarray(function(x, axis=axes, keepdims=keep)).astype(x.dtype, copy=False)
 
 
-@register("SOFTMAX", "ISoftMaxLayer", ("axes",))
+@register(
+    "SOFTMAX",
+    "ISoftMaxLayer",
+    ("axes",),
+    family="softmax",
+    flops=costs.per_output(3),
+    detail=lambda layer: costs.axes_text(layer.axes),
+)
 def softmax(node, inputs):
     """Softmax along the axis set in the ``axes`` bitmask: y = exp(x - max) / sum(exp(x - max)), float32.
 
@@ -55,7 +72,7 @@ def softmax(node, inputs):
     return shifted / np.sum(shifted, axis=axes, keepdims=True)
 
 
-@register("TOPK", "ITopKLayer", ("op", "k", "axes", "indices_type"))
+@register("TOPK", "ITopKLayer", ("op", "k", "axes", "indices_type"), family="reduction", flops=costs.per_input(1))
 def topk(node, inputs):
     """The k largest (MAX) or smallest (MIN) values along the ``axes`` bit, and their indices.
 
@@ -75,7 +92,9 @@ def topk(node, inputs):
     return [values, indices.astype(node.output_dtypes[1])]
 
 
-@register("CUMULATIVE", "ICumulativeLayer", ("op", "exclusive", "reverse"))
+@register(
+    "CUMULATIVE", "ICumulativeLayer", ("op", "exclusive", "reverse"), family="reduction", flops=costs.per_input(1)
+)
 def cumulative(node, inputs):
     """Running sum along the axis in scalar input 1; ``exclusive`` shifts it by one; ``reverse`` runs back."""
     x = compute(inputs[0])

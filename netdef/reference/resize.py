@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from netdef.backend import trt
+from netdef.reference import costs
 from netdef.reference.dtypes import FLOAT32, compute
 from netdef.reference.node import Unsupported
 from netdef.reference.registry import register
@@ -126,7 +127,17 @@ def _describe(layer) -> dict:
     return params
 
 
-@register("RESIZE", "IResizeLayer", _describe)
+def _flops(layer) -> int | None:
+    """2 per tap per output element: 2^r taps (LINEAR) or 4^r (CUBIC) over r resized axes; NEAREST copies."""
+    inp, out = costs.input_shape(layer), costs.output_shape(layer)
+    if inp is None or out is None:
+        return None
+    resized = sum(1 for i, o in zip(inp, out, strict=False) if i != o)
+    taps = {_MODES.NEAREST: 0, _MODES.LINEAR: 2**resized, _MODES.CUBIC: 4**resized}.get(layer.resize_mode)
+    return None if taps is None else 2 * taps * (costs.numel(out) or 0)
+
+
+@register("RESIZE", "IResizeLayer", _describe, family="sampling", flops=_flops)
 def resize(node, inputs):
     """Resample each axis to the output shape by nearest, linear or cubic interpolation.
 

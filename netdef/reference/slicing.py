@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from netdef.backend import trt
+from netdef.reference import costs
 from netdef.reference.node import Unsupported
 from netdef.reference.registry import register
 
@@ -45,7 +46,7 @@ def _describe(layer) -> dict:
     return params
 
 
-@register("SLICE", "ISliceLayer", _describe)
+@register("SLICE", "ISliceLayer", _describe, family="data", flops=costs.free)
 def slice_layer(node, inputs):
     """y[i] = x[start + i * stride] for i in [0, shape) per axis; out-of-bounds coordinates follow ``mode``.
 

@@ -20,11 +20,11 @@ import numpy as np
 
 from netdef import backend
 from netdef.backend import trt
+from netdef.compat import backend_problems
+from netdef.dtypes import DTypeError, trt_dtype
 from netdef.engine import Engine
 from netdef.errors import GPUUnavailableError, RefitError
-from netdef.network.precision import trt_dtype
 from netdef.refit.plan import CheckpointLike, RefitPlan, engine_metadata, refit_plan
-from netdef.runtime.compat import backend_problems
 
 WeightsLike = RefitPlan | Mapping[str, Any]
 """A plan, or ``{engine weight name: numpy array | torch tensor (CPU or CUDA)}``."""
@@ -287,13 +287,10 @@ def _trt_weights(name: str, value: Any) -> tuple[Any, Any, Any]:
 
 
 def _torch_trt_dtype(name: str, dtype: Any) -> Any:
-    import torch
-
-    table = {torch.float32: trt.float32, torch.float16: trt.float16, torch.bfloat16: trt.bfloat16}
-    table.update({torch.int8: trt.int8, torch.int32: trt.int32, torch.int64: trt.int64})
-    if dtype not in table:
-        raise RefitError(f"weight {name!r}: torch dtype {dtype} has no TensorRT equivalent")
-    return table[dtype]
+    try:
+        return trt_dtype(dtype)
+    except DTypeError:
+        raise RefitError(f"weight {name!r}: torch dtype {dtype} has no TensorRT equivalent") from None
 
 
 def _check_prototypes(refitter: Any, prepared: list[tuple[str, Any, Any, Any]]) -> list[str]:

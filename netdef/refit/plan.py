@@ -1,10 +1,11 @@
 """Refit plans: every weight an engine needs, recomputed from a new checkpoint and validated on the CPU.
 
-A netdef engine's metadata names its architecture, options and precision, and lists every named
-weight with its shape and dtype. Re-running the same definition on a new checkpoint gives the
-new value of every weight under its engine name, derived ones included (BatchNorm folded into a
-convolution, weights cast to fp16/bf16). :func:`refit_plan` does that and checks the result
-against the engine before anything touches it; all problems come back in one :class:`RefitError`.
+A netdef engine's metadata records how to define its network (:class:`netdef.definition.DefinitionRecord`)
+and lists every named weight with its shape and dtype. Defining the same network again on a new
+checkpoint (:func:`netdef.definition.redefine`) gives the new value of every weight under its engine
+name, derived ones included (BatchNorm folded into a convolution, weights cast to fp16/bf16).
+:func:`refit_plan` does that and checks the result against the engine before anything touches it;
+all problems come back in one :class:`RefitError`.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
+from netdef.definition import DefinitionRecord, redefine
 from netdef.engine import Engine
-from netdef.errors import NetdefError, RefitError
+from netdef.errors import DefinitionError, RefitError
 from netdef.weights import Checkpoint
 
 CheckpointLike = str | Path | Mapping[str, np.ndarray]
@@ -106,7 +108,7 @@ def to_torch(array: np.ndarray, device: str = "cuda") -> Any:
     """A torch tensor with ``array``'s bytes on ``device``; bfloat16 (ml_dtypes) goes through an int16 view."""
     import torch
 
-    from netdef.weights.dtypes import bfloat16
+    from netdef.dtypes import bfloat16
 
     if array.dtype == bfloat16:
         tensor = torch.from_numpy(np.ascontiguousarray(array).view(np.int16)).view(torch.bfloat16)
@@ -130,29 +132,26 @@ def refit_plan(
     strict: bool = False,
     engine_source: str | None = None,
 ) -> RefitPlan:
-    """Recompute every weight of ``engine`` from ``checkpoint`` by re-running its registered architecture.
+    """Recompute every weight of ``engine`` from ``checkpoint`` by defining its network again.
 
-    Uses the metadata only (``definition.architecture``/``options``, ``precision``, ``io_dtype``,
-    ``io``, ``weights``), so it runs on the CPU and the engine need not be refittable. Raises one
-    :class:`RefitError` listing every problem: unknown or missing architecture, missing or
-    misshapen checkpoint entries, weights the engine has that the definition no longer produces
-    and the reverse, shape and dtype changes, NaN/Inf (also after casting to fp16/bf16), and with
-    ``strict`` the checkpoint entries that no weight uses.
+    Uses the metadata only (the definition record, ``weights``), so it runs on the CPU and the
+    engine need not be refittable. Raises one :class:`RefitError` listing every problem: a definition
+    that cannot be found, an unknown option, a missing or unreadable checkpoint, missing or misshapen
+    checkpoint entries, weights the engine has that the definition no longer produces and the reverse,
+    shape and dtype changes, NaN/Inf (also after casting to fp16/bf16), and with ``strict`` the
+    checkpoint entries that no weight uses.
     """
     started = time.perf_counter()
     meta = engine_metadata(engine)
     where = engine_source or _engine_label(meta)
-    ckpt, problems = _load_checkpoint(checkpoint)
-    definition = meta.get("definition") or {}
-    arch, arch_problems = _architecture(definition, where)
-    problems += arch_problems
-    network = None
-    if arch is not None and ckpt is not None:
-        network, define_problems = _define(meta, arch, definition.get("options") or {}, ckpt)
-        problems += define_problems
-    if network is None:
-        _raise(problems, where, checkpoint)
-    return _plan(meta, network, problems, where, strict, started)
+    try:
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # NaN/Inf are reported as problems
+            network = redefine(meta, _as_checkpoint(checkpoint), source=where, check=False)
+    except DefinitionError as exc:
+        _raise(exc.problems or [str(exc)], where, checkpoint)
+    except (RefitError, ValueError) as exc:
+        _raise([f"defining the network on the new checkpoint failed: {exc}"], where, checkpoint)
+    return _plan(meta, network, [], where, strict, started)
 
 
 def refit_plan_from_network(
@@ -182,9 +181,8 @@ def _plan(
     expected = meta.get("weights", {})
     weights = {}
     for name in expected:  # the engine's order
-        array = network.weights[name]
-        sources = tuple(network.derived.get(name, [name]))
-        weights[name] = PlannedWeight(name, np.ascontiguousarray(array), sources)
+        entry = network.weight_table[name]
+        weights[name] = PlannedWeight(name, np.ascontiguousarray(entry.array), entry.sources)
     return RefitPlan(
         weights=weights,
         checkpoint=network.checkpoint.source,
@@ -200,7 +198,7 @@ def _compare(meta: dict[str, Any], network: Any) -> list[str]:
 
     (NaN/Inf in the checkpoint, from folding BatchNorm or from casting to fp16/bf16 are problems of
     the definition itself: ``Network.check`` reports them.)"""
-    new: Mapping[str, np.ndarray] = network.weights
+    new: Mapping[str, np.ndarray] = network.weight_table.refittable()
     expected: dict[str, dict[str, Any]] = meta.get("weights") or {}
     problems = []
     if not expected:
@@ -212,81 +210,34 @@ def _compare(meta: dict[str, Any], network: Any) -> list[str]:
                 "the new definition does not produce it"
             )
     for name, array in new.items():
-        info = expected.get(name)
-        if info is None:
+        recorded = expected.get(name)
+        if recorded is None:
             if expected:
                 problems.append(
                     f"extra weight {name!r} ({_describe_array(array)}): the new definition produces it, "
                     "the engine has no such weight"
                 )
             continue
-        if list(array.shape) != list(info["shape"]):
+        if list(array.shape) != list(recorded["shape"]):
             problems.append(
-                f"weight {name!r}: shape changed: engine has {tuple(info['shape'])}, new is {tuple(array.shape)}"
+                f"weight {name!r}: shape changed: engine has {tuple(recorded['shape'])}, new is {tuple(array.shape)}"
             )
-        if str(array.dtype) != info["dtype"]:
-            problems.append(f"weight {name!r}: dtype changed: engine has {info['dtype']}, new is {array.dtype}")
+        if str(array.dtype) != recorded["dtype"]:
+            problems.append(f"weight {name!r}: dtype changed: engine has {recorded['dtype']}, new is {array.dtype}")
     return problems
 
 
-def _architecture(definition: Mapping[str, Any], where: str) -> tuple[Any, list[str]]:
-    """The registered architecture the engine was built from, or the problem."""
-    import architectures
-
-    name = definition.get("architecture")
-    if not name:
-        return None, [
-            f"{where} records no registered architecture (metadata definition.architecture is empty): "
-            "define the network yourself and use refit_plan_from_network(engine, network)"
-        ]
-    try:
-        arch = architectures.get(name)
-    except NetdefError as exc:
-        return None, [str(exc)]
-    unknown = sorted(set(definition.get("options") or {}) - set(arch.options))
-    if unknown:
-        return None, [f"architecture {arch.name!r} has no option(s) {unknown} (recorded in the engine metadata)"]
-    return arch, []
-
-
-def _define(meta: dict[str, Any], arch: Any, options: dict[str, Any], ckpt: Checkpoint) -> tuple[Any, list[str]]:
-    """Run the registered definition on ``ckpt`` as it was built (precision, I/O dtype, batch).
-
-    Mirrors ``Architecture.build_network`` without its final ``check()``, so that checkpoint problems
-    are collected with every other problem instead of raised alone. NumPy's overflow and invalid-value
-    warnings are silenced: the resulting NaN/Inf are reported as problems.
-    """
-    from netdef.network import Network
-
-    inputs = [t for t in meta.get("io", []) if t.get("mode") == "input"]
-    batch = int(inputs[0]["shape"][0]) if inputs and inputs[0].get("shape") else -1
-    try:
-        net = Network(
-            ckpt, precision=meta.get("precision", "fp32"), io_dtype=meta.get("io_dtype", "fp32"), name=arch.name
-        )
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            x = net.input(arch.input_name, (batch, *arch.input_shape))
-            net.output(arch.define(net, x, **options), arch.output)
-    except (NetdefError, ValueError) as exc:
-        return None, [f"defining {arch.name!r} on the new checkpoint failed: {exc}"]
-    return net, []
-
-
-def _load_checkpoint(checkpoint: CheckpointLike) -> tuple[Checkpoint | None, list[str]]:
-    if isinstance(checkpoint, Checkpoint):
-        return checkpoint, []
-    if isinstance(checkpoint, Mapping):
-        return Checkpoint(checkpoint), []
-    try:
-        return Checkpoint.load(checkpoint), []
-    except NetdefError as exc:
-        return None, [str(exc)]
+def _as_checkpoint(checkpoint: CheckpointLike) -> Checkpoint | Mapping[str, np.ndarray] | str | Path:
+    """Plain mappings become a :class:`Checkpoint`; a path is read by :func:`redefine`."""
+    if isinstance(checkpoint, Mapping) and not isinstance(checkpoint, Checkpoint):
+        return Checkpoint(checkpoint)
+    return checkpoint
 
 
 def _engine_label(meta: Mapping[str, Any]) -> str:
-    definition = meta.get("definition") or {}
-    arch = definition.get("architecture") or meta.get("name", "?")
-    return f"engine {arch!s} ({meta.get('precision', '?')})"
+    record = DefinitionRecord.from_metadata(meta)
+    name = record.spec if record is not None else meta.get("name", "?")
+    return f"engine {name!s} ({meta.get('precision', '?')})"
 
 
 def _describe(info: Mapping[str, Any]) -> str:
@@ -297,7 +248,7 @@ def _describe_array(array: np.ndarray) -> str:
     return f"shape {tuple(array.shape)}, {array.dtype}"
 
 
-def _raise(problems: list[str], where: str, checkpoint: Any) -> None:
+def _raise(problems: list[str], where: str, checkpoint: Any) -> NoReturn:
     source = checkpoint.source if isinstance(checkpoint, Checkpoint) else checkpoint
     if isinstance(source, Mapping):
         source = "<in-memory checkpoint>"

@@ -5,7 +5,7 @@ Submodules, lightest first:
 - :mod:`netdef.runtime.iospec`, :mod:`~netdef.runtime.pool`, :mod:`~netdef.runtime.tensors`,
   :mod:`~netdef.runtime.preprocess`, :mod:`~netdef.runtime.bench`: pure Python and NumPy.
 - :mod:`netdef.runtime.cuda`: CUDA memory, streams, events and graphs through cuda-python (no TensorRT).
-- :mod:`netdef.runtime.compat` (:func:`load_engine`) and :mod:`netdef.runtime.runner` (:class:`Runner`,
+- :mod:`netdef.compat` (:func:`load_engine`) and :mod:`netdef.runtime.runner` (:class:`Runner`,
   :func:`run_engine_file`): TensorRT.
 
 Names are imported lazily, so ``import netdef.runtime.cuda`` works without TensorRT installed.
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 _LAZY = {
     "Runner": "netdef.runtime.runner",
     "run_engine_file": "netdef.runtime.runner",
-    "load_engine": "netdef.runtime.compat",
+    "load_engine": "netdef.compat",
     "EngineIO": "netdef.runtime.iospec",
     "TensorSpec": "netdef.runtime.iospec",
     "ContextPool": "netdef.runtime.pool",
@@ -31,8 +31,8 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
+    from netdef.compat import load_engine
     from netdef.runtime.bench import BenchResult, bench_runner
-    from netdef.runtime.compat import load_engine
     from netdef.runtime.iospec import EngineIO, TensorSpec
     from netdef.runtime.pool import ContextPool
     from netdef.runtime.preprocess import preprocess_image, softmax, top_k

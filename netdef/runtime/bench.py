@@ -113,7 +113,7 @@ def bench_torch(model: Any, x: np.ndarray, device: int = 0, warmup: int = 20, it
 
 def _batch_of(arrays: Sequence[Any] | Any) -> int:
     for array in arrays:
-        shape = getattr(array, "shape", ())
+        shape: tuple[int, ...] = getattr(array, "shape", ())
         if len(shape):
             return int(shape[0])
     return 1

@@ -299,7 +299,7 @@ class PinnedBuffer(_Owned):
         if nbytes > self.nbytes:
             raise CudaError(f"a {tuple(shape)} {np.dtype(dtype)} view needs {nbytes} bytes; buffer has {self.nbytes}")
         raw = (ctypes.c_uint8 * max(nbytes, 1)).from_address(self.ptr)
-        return np.frombuffer(raw, dtype=np.uint8, count=nbytes).view(dtype).reshape(shape)
+        return np.ctypeslib.as_array(raw)[:nbytes].view(dtype).reshape(shape)
 
     def _release(self) -> None:
         _cudart.cudaFreeHost(self.ptr)

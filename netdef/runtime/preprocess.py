@@ -124,7 +124,7 @@ def softmax(logits: Any, axis: int = -1) -> np.ndarray:
 
 
 class Prediction(NamedTuple):
-    index: int
+    index: int  # type: ignore[assignment]  # the field shadows tuple.index; the public name stays
     score: float
     label: str | None = None
 

@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from netdef.compat import load_engine
 from netdef.engine import Engine
 from netdef.errors import CudaError, EngineExecutionError, EngineFileError, NetworkInputError, RunnerClosedError
 from netdef.runtime import cuda
-from netdef.runtime.compat import load_engine
 from netdef.runtime.iospec import EngineIO, TensorSpec
 from netdef.runtime.pool import ContextPool
 from netdef.runtime.tensors import cuda_device_of, from_numpy, is_torch, numpy_dtype_of, shape_of, to_numpy, torch_dtype
@@ -50,7 +50,7 @@ def check_arguments(device: Any, contexts: Any, cuda_graph: Any) -> None:
 def io_from_cuda_engine(cuda_engine: Any, source: str) -> EngineIO:
     """The engine's I/O tensors and profile-0 ranges, read from the deserialized engine itself."""
     from netdef.backend import trt
-    from netdef.network.precision import numpy_dtype
+    from netdef.dtypes import numpy_dtype
 
     inputs, outputs, problems = [], [], []
     for i in range(cuda_engine.num_io_tensors):
@@ -398,7 +398,8 @@ class Runner:
         if len(slot.graphs) >= MAX_GRAPHS_PER_CONTEXT:
             oldest = next(iter(slot.graphs))
             slot.graphs.pop(oldest).close()
-        slot.graphs[key] = capture.graph
+        if capture.graph is not None:
+            slot.graphs[key] = capture.graph
 
 
 def run_engine_file(path: str | Path | Engine, inputs: Mapping[str, Any], device: int = 0) -> dict[str, np.ndarray]:

@@ -3,26 +3,13 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
 
 from netdef.errors import CheckpointError
-
-Reader = Callable[[Path], Mapping[str, np.ndarray]]
-_READERS: dict[str, Reader] = {}
-
-
-def register_reader(*suffixes: str) -> Callable[[Reader], Reader]:
-    """Register a function ``path -> {name: array}`` for files ending in ``suffixes``."""
-
-    def decorate(reader: Reader) -> Reader:
-        for suffix in suffixes:
-            _READERS[suffix.lower()] = reader
-        return reader
-
-    return decorate
+from netdef.weights.formats import _READERS, Reader
 
 
 def supported_suffixes() -> list[str]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -118,7 +119,8 @@ def _write_npz(tensors: Mapping[str, np.ndarray], path: Path) -> None:
             f"{path}: .npz cannot store {', '.join(unsupported)} without pickle; write .safetensors instead"
         )
     with open(path, "wb") as f:
-        np.savez(f, **{name: np.ascontiguousarray(a) for name, a in tensors.items()})
+        arrays: dict[str, Any] = {name: np.ascontiguousarray(a) for name, a in tensors.items()}
+        np.savez(f, **arrays)
 
 
 def convert(

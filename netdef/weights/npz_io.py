@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from netdef.errors import CheckpointError
-from netdef.weights.checkpoint import register_reader
+from netdef.weights.formats import register_reader
 
 
 @register_reader(".npz")

@@ -19,8 +19,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from netdef.errors import CheckpointError
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -118,7 +121,7 @@ def rename_names(names: Iterable[str], rules: Sequence[RuleLike], source: str = 
     return mapping
 
 
-def rename_tensors(tensors: Mapping[str, object], rules: Sequence[RuleLike], source: str = "") -> dict[str, object]:
+def rename_tensors(tensors: Mapping[str, T], rules: Sequence[RuleLike], source: str = "") -> dict[str, T]:
     """The same tensors under their new names (order kept); ``source`` names the file in errors."""
     mapping = rename_names(tensors, rules, source) if rules else {name: name for name in tensors}
     return {mapping[old]: value for old, value in tensors.items()}

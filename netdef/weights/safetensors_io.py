@@ -12,12 +12,13 @@ import mmap
 import struct
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from netdef.errors import CheckpointError
-from netdef.weights.checkpoint import register_reader
 from netdef.weights.dtypes import numpy_dtype_for_safetensors, safetensors_dtype_name
+from netdef.weights.formats import register_reader
 
 _HEADER_LIMIT = 100 * 1024 * 1024
 
@@ -60,7 +61,7 @@ def _entry(name: str, info: object, data_bytes: int) -> tuple[np.dtype, tuple[in
         raise CheckpointError(f"tensor {name!r}: entry {info!r} lacks dtype, shape or data_offsets")
     shape, offsets = info["shape"], info["data_offsets"]
 
-    def naturals(values: object, n: int | None = None) -> bool:
+    def naturals(values: Any, n: int | None = None) -> bool:
         ok = isinstance(values, list) and (n is None or len(values) == n)
         return ok and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values)
 
@@ -103,4 +104,4 @@ def write_safetensors(
         f.write(struct.pack("<Q", len(encoded)))
         f.write(encoded)
         for array in arrays:
-            f.write(memoryview(array.reshape(-1).view(np.uint8)))
+            f.write(array.reshape(-1).view(np.uint8).data)

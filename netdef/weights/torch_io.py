@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 
 from netdef.errors import CheckpointError
-from netdef.weights.checkpoint import register_reader
 from netdef.weights.dtypes import bfloat16, float8_e4m3fn, float8_e5m2
+from netdef.weights.formats import register_reader
 from netdef.weights.ultralytics_pickle import module_record, pickled_model
 
 _WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "weights", "params")

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from netdef.errors import CheckpointError
-from netdef.weights.checkpoint import register_reader
+from netdef.weights.formats import register_reader
 
 _WHITESPACE = b" \t\r\f\v"
 _HEAD = re.compile(rb"[ \t\r\f\v]*(\S+)(?:[ \t\r\f\v]+(\S+))?")
@@ -101,24 +101,6 @@ def write_wts(tensors: Mapping[str, np.ndarray], path: Path | str) -> None:
             f.write(b"\n")
 
 
-def read_wts_per_value(path: Path | str) -> dict[str, np.ndarray]:
-    """The classic reader tensorrtx users write: one ``struct.unpack`` per value (reference only).
-
-    Kept as the ground truth for tests and the baseline of ``benchmarks/build_paths.py``.
-    """
-    import struct
-
-    tensors = {}
-    with open(path) as f:
-        count = int(f.readline())
-        for _ in range(count):
-            words = f.readline().split()
-            name, size = words[0], int(words[1])
-            values = [struct.unpack(">f", bytes.fromhex(w))[0] for w in words[2 : 2 + size]]
-            tensors[name] = np.array(values, dtype=np.float32)
-    return tensors
-
-
 # ---------------------------------------------------------------------------- reading
 
 
@@ -130,7 +112,7 @@ def _map(path: Path) -> bytes | mmap.mmap:
         return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
 
 
-def _lines(data: bytes):
+def _lines(data: bytes | mmap.mmap):
     """(1-based line number, start, end) of every line, without the newline."""
     start, number = 0, 1
     while start < len(data):
@@ -155,7 +137,7 @@ def _is_count(text: str) -> bool:
 
 
 def _parse_values(
-    data: bytes, head: re.Match[bytes], end: int, number: int, name: str, problems: list[str]
+    data: bytes | mmap.mmap, head: re.Match[bytes], end: int, number: int, name: str, problems: list[str]
 ) -> np.ndarray | None:
     where = f"line {number}: tensor {name!r}"
     if head.group(2) is None:
@@ -177,7 +159,7 @@ def _parse_values(
     return _decode_tolerant(data[first:last].decode("latin-1"), count, where, problems)
 
 
-def _decode_canonical(data: bytes, first: int, last: int, count: int) -> np.ndarray | None:
+def _decode_canonical(data: bytes | mmap.mmap, first: int, last: int, count: int) -> np.ndarray | None:
     """Words of exactly 8 hex digits separated by single spaces: decoded with NumPy, or None."""
     if count == 0:
         return np.zeros(0, np.float32) if first == last else None

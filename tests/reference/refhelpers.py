@@ -19,6 +19,10 @@ SETTINGS = settings(max_examples=int(os.environ.get("NETDEF_REFERENCE_EXAMPLES",
 """Hypothesis settings shared by the layer tests: modest example counts (raise them with the environment
 variable NETDEF_REFERENCE_EXAMPLES for a deeper search), no deadline."""
 
+FEW = settings(SETTINGS, max_examples=int(os.environ.get("NETDEF_REFERENCE_EXAMPLES", "5")))
+"""For the layer types added to the executor last: fewer examples by default, so the default suite stays
+fast; NETDEF_REFERENCE_EXAMPLES raises them like SETTINGS."""
+
 _BUILDER = create_builder()
 
 

@@ -13,6 +13,7 @@ from netdef.reference import (
     ReferenceExecutor,
     describe_layer,
     documentation,
+    registry,
     run,
     semantics,
     supported_layer_types,
@@ -89,7 +90,10 @@ def test_bfloat16_input_needs_ml_dtypes_bfloat16():
     assert next(iter(out.values())).dtype == np.dtype(ml_dtypes.bfloat16)
 
 
-def test_unsupported_layer_names_the_layer_and_its_type():
+def test_unsupported_layer_names_the_layer_and_its_type(monkeypatch):
+    """A type without a registry entry (here LRN, taken out for the test) is refused, naming each layer."""
+    registry.lookup(trt.LayerType.LRN)  # load the registry before taking the entry out
+    monkeypatch.delitem(registry._REGISTRY, trt.LayerType.LRN)
     net = Net()
     x = net.input("x", rand(np.random.default_rng(0), 1, 4, 3, 3))
     lrn = net.network.add_lrn(x, 3, 1e-4, 0.75, 1.0)
@@ -126,7 +130,7 @@ def test_semantics_is_the_first_docstring_line_for_every_supported_type():
         assert line and "\n" not in line
         assert documentation(kind).startswith(line)
     assert semantics("convolution") == semantics(trt.LayerType.CONVOLUTION)
-    assert "not supported" in semantics(trt.LayerType.LRN)
+    assert "Local response normalization" in semantics(trt.LayerType.LRN)
     with pytest.raises(ValueError):
         semantics("no_such_layer")
 

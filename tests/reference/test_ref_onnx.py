@@ -128,3 +128,71 @@ def test_describe_every_parsed_layer_without_tensorrt_errors(tmp_path):
         assert all(tensor["shape"] is not None for tensor in info["outputs"])
     resize = next(info for info in described if info["type"] == "RESIZE")
     assert resize["params"]["scales"] == (1.0, 1.0, 2.0, 2.0)
+
+
+class GRUModel(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.gru = nn.GRU(4, 6, batch_first=True)
+
+    def forward(self, x):
+        return self.gru(x)[0]
+
+
+class Masks(nn.Module):
+    """Range, Trilu and OneHot (the parser's FILL LINSPACE and ONE_HOT), LRN and GridSample."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lrn = nn.LocalResponseNorm(3, alpha=0.1, beta=0.75, k=2.0)
+
+    def forward(self, x, grid):
+        n = x.shape[-1]
+        causal = torch.tril(torch.ones(n, n)) * torch.arange(n, dtype=torch.float32)
+        hot = nn.functional.one_hot(torch.arange(n) % 3, 3).float().sum(0)
+        y = self.lrn(x) @ causal + hot.sum()
+        return nn.functional.grid_sample(y, grid, align_corners=False)
+
+
+class Accumulate(nn.Module):
+    """A scripted loop with a loop-carried value and a condition (ONNX Loop and If)."""
+
+    def forward(self, x):
+        total = torch.zeros_like(x[0])
+        for i in range(x.shape[0]):
+            if bool(x[i].sum() > 0):
+                total = total + x[i]
+            else:
+                total = total - x[i]
+        return total
+
+
+@pytest.mark.parametrize("model_name", ["gru", "masks", "loop_and_if"])
+def test_onnx_parsed_loops_masks_and_sampling_match_pytorch(tmp_path, model_name):
+    torch.manual_seed(3)
+    if model_name == "gru":
+        model, inputs = GRUModel().eval(), (torch.randn(2, 5, 4),)
+    elif model_name == "masks":
+        model, inputs = Masks().eval(), (torch.randn(1, 4, 5, 5), torch.rand(1, 3, 4, 2) * 2 - 1)
+    else:
+        model, inputs = torch.jit.script(Accumulate()), (torch.randn(4, 3),)
+    names = [f"x{i}" for i in range(len(inputs))]
+    path = tmp_path / f"{model_name}.onnx"
+    torch.onnx.export(model, inputs, str(path), dynamo=False, input_names=names, output_names=["y"])
+    network = create_network(create_builder())
+    parser = trt.OnnxParser(network, LOGGER)
+    assert parser.parse_from_file(str(path)), [parser.get_error(i).desc() for i in range(parser.num_errors)]
+    result = ReferenceExecutor(network).run({name: t.numpy() for name, t in zip(names, inputs, strict=True)})
+    with torch.no_grad():
+        expected = model(*inputs).numpy()
+    np.testing.assert_allclose(result.outputs["y"], expected, rtol=1e-5, atol=1e-5)
+    types = {trt.ILayer.type.fget(network.get_layer(i)).name for i in range(network.num_layers)}
+    assert _PARSED_TYPES[model_name] <= types
+
+
+_PARSED_TYPES = {
+    "gru": {"TRIP_LIMIT", "ITERATOR", "RECURRENCE", "LOOP_OUTPUT"},
+    "masks": {"FILL", "ONE_HOT", "GRID_SAMPLE"},
+    "loop_and_if": {"TRIP_LIMIT", "RECURRENCE", "LOOP_OUTPUT", "CONDITION", "CONDITIONAL_INPUT", "CONDITIONAL_OUTPUT"},
+}
+"""What TensorRT's ONNX parser makes of each model, among the types these tests are about."""

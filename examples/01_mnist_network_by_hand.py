@@ -1,20 +1,22 @@
-"""The seed's MNIST network, written by hand with netdef.Network, step by step.
+"""TensorRT's MNIST network, written by hand with netdef.Network, step by step.
 
-The seed document (TensorRT 7 developer guide, section 2.2.1 "从头创建一个网络定义", "creating a
-network definition from scratch") builds a small MNIST network with seven steps: create the
-builder and network, add the input, a convolution, a pooling layer, fully connected and
-activation layers, a softmax, and mark the output. Each step below quotes the seed (its C++
-API of the TensorRT 7 era) and shows the netdef call that does the same today.
+TensorRT's developer guide (TensorRT 7, section 2.2.1 "Creating a Network Definition from
+Scratch") builds a small MNIST network with seven steps: create the builder and network, add the
+input, a convolution, a pooling layer, fully connected and activation layers, a softmax, and mark
+the output. Each step below quotes the guide (its C++ API of the TensorRT 7 era) and shows the
+netdef call that does the same today.
 
 The weights are the real ones shipped in weights/lenet_digits.safetensors: LeNet trained on
-scikit-learn's handwritten digits. That network repeats the seed's convolution + pooling once
-more and ends with a second fully connected layer (TensorRT's MNIST sample), which the seed's
-shortened listing leaves out; the extra steps are marked below.
+scikit-learn's handwritten digits. That network repeats the guide's convolution + pooling once
+more and ends with a second fully connected layer (TensorRT's MNIST sample), which the guide's
+shortened listing leaves out; the extra steps are marked below. The network is assembled ad hoc
+(no registered function), so `netdef build` warns that the engine cannot be defined again from
+the command line; `architectures/lenet.py` is the same network as a registered definition.
 
 Then the network is checked on the 360 held-out digits with the NumPy reference executor, built
 into a TensorRT engine (TensorRT-RTX builds on the CPU), and run on the GPU where one is present.
 
-    python examples/01_seed_network_by_hand.py [--out DIR]
+    python examples/01_mnist_network_by_hand.py [--out DIR]
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ def define(checkpoint: Checkpoint) -> Network:
     #     INetworkDefinition* network = builder->createNetworkV2(explicitBatch);
     # netdef.Network creates both (explicit batch is the only mode now; networks are strongly
     # typed, so precision comes from tensor dtypes, not builder flags).
-    net = Network(checkpoint, precision="fp32", name="seed_mnist")
+    net = Network(checkpoint, precision="fp32", name="mnist_by_hand")
 
     # Step 2. "添加输入层到网络" -- add the input layer, "including dynamic batch":
     #     auto data = network->addInput(INPUT_BLOB_NAME, dt, Dims3{-1, 1, INPUT_H, INPUT_W});
@@ -59,7 +61,7 @@ def define(checkpoint: Checkpoint) -> Network:
     #     pool1->setStride(DimsHW(2, 2));
     x = net.max_pool2d(x, 2, stride=2, name="pool1")
 
-    # (Not in the seed's shortened listing: TensorRT's MNIST sample repeats convolution + pooling.)
+    # (Not in the guide's shortened listing: TensorRT's MNIST sample repeats convolution + pooling.)
     x = net.conv2d(x, "conv2", 50, kernel_size=5)
     x = net.max_pool2d(x, 2, stride=2, name="pool2")
 
@@ -67,11 +69,11 @@ def define(checkpoint: Checkpoint) -> Network:
     #     auto ip1 = network->addFullyConnected(*pool1->getOutput(0), 500, weightMap["ip1filter"], ...);
     #     auto relu1 = network->addActivation(*ip1->getOutput(0), ActivationType::kRELU);
     # addFullyConnected is gone since TensorRT 10: net.linear is a matrix multiply with a constant
-    # plus a bias add; it needs a flat input first (the seed's FC layer flattened implicitly).
+    # plus a bias add; it needs a flat input first (the guide's FC layer flattened implicitly).
     x = net.flatten(x)
     x = net.relu(net.linear(x, "fc1", 500), name="relu1")
 
-    # (Not in the seed's listing: the second fully connected layer, 500 -> 10 classes.)
+    # (Not in the guide's listing: the second fully connected layer, 500 -> 10 classes.)
     x = net.linear(x, "fc2", 10)
 
     # Step 6. "添加SoftMax层来计算最终的概率" -- add a softmax layer to compute the probabilities:
@@ -79,7 +81,7 @@ def define(checkpoint: Checkpoint) -> Network:
     #     prob->getOutput(0)->setName(OUTPUT_BLOB_NAME);
     # TensorRT's default softmax axis depends on the rank (here it would be axis 0, the batch!):
     # netdef asks for the axis explicitly.
-    prob = net.softmax(x, axis=1, name="softmax")
+    prob = net.softmax(x, dim=1, name="softmax")
 
     # Step 7. "标记输出" -- mark the output:
     #     network->markOutput(*prob->getOutput(0));
@@ -124,7 +126,7 @@ def main() -> None:
         return
     out_dir = args.out or Path(tempfile.mkdtemp(prefix="netdef_example01_"))
     engine = build(net, BuildConfig(batch=(1, 8, 64)))
-    path = engine.save(out_dir / "seed_mnist.engine")
+    path = engine.save(out_dir / "mnist_by_hand.engine")
     print(f"built {path}: {len(engine.plan) / 2**20:.1f} MiB plan in {engine.metadata['build_seconds']:.2f} s")
 
     if not caps.can_run:

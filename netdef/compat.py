@@ -25,6 +25,8 @@ def _backend_text(name: str, version: str) -> str:
 def _rebuild_hint(metadata: Mapping[str, Any]) -> str:
     definition = metadata.get("definition") or {}
     arch, checkpoint = definition.get("architecture"), definition.get("checkpoint")
+    if definition.get("file") and definition.get("function") and not definition.get("module"):
+        arch = f"{definition['file']}:{definition['function']}"
     if arch and checkpoint:
         return f"; rebuild it here: netdef build {arch} --weights {checkpoint} -o ENGINE"
     return "; rebuild it here with netdef build"

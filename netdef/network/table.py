@@ -1,0 +1,233 @@
+"""The weight table of a :class:`~netdef.network.Network`: every array it hands TensorRT, and where each came from.
+
+One entry per named TensorRT weight: its name, the array in the network's dtype (owned by the
+table, so it stays alive until the network is dropped: TensorRT keeps raw pointers until the
+build), the checkpoint entries it was computed from, its role and whether it is refittable.
+
+Roles:
+
+- ``checkpoint``: one checkpoint entry, converted to the network's dtype (``conv1.weight``);
+- ``derived``: computed from several entries (BatchNorm folded into ``conv1.weight``);
+- ``fixed``: part of the architecture, not of the checkpoint (gather indices, averaging matrices);
+- ``scale``: an INT8 quantization scale.
+
+Checkpoint and derived weights are refittable: re-running the definition on another checkpoint
+gives their new values under the same names. The table also records every checkpoint entry the
+definition read (:attr:`expected`), so unused entries and missing ones can be listed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from netdef import dtypes
+from netdef.calibration_cache import weights_fingerprint
+from netdef.errors import NetworkDefinitionError
+from netdef.weights import Checkpoint
+
+Role = Literal["checkpoint", "derived", "fixed", "scale"]
+ROLES: tuple[Role, ...] = ("checkpoint", "derived", "fixed", "scale")
+REFITTABLE_ROLES = ("checkpoint", "derived")
+
+
+@dataclass(frozen=True)
+class WeightEntry:
+    """One named weight of the network."""
+
+    name: str
+    array: np.ndarray
+    """C-contiguous, in the network's dtype (integer arrays keep theirs): the bytes TensorRT reads."""
+    role: Role
+    sources: tuple[str, ...]
+    """Checkpoint entries it was computed from: ``(name,)`` for a plain weight, none for fixed ones and scales."""
+    refittable: bool
+    trt: Any = field(repr=False, compare=False)
+    """The ``trt.Weights`` viewing :attr:`array`."""
+
+    @property
+    def derived(self) -> bool:
+        return self.role == "derived"
+
+
+class WeightTable:
+    """The weights of one network by name (insertion order), and the checkpoint entries it read."""
+
+    def __init__(self, checkpoint: Checkpoint, dtype: np.dtype, problems: list[str]):
+        self.checkpoint = checkpoint
+        self.dtype = np.dtype(dtype)
+        """The network's dtype: float arrays are converted to it once, when added."""
+        self.problems = problems
+        """The network's problem list (shared): missing, misshapen or non-finite weights, overflow."""
+        self.expected: dict[str, tuple[int, ...]] = {}
+        """Every checkpoint entry the definition asked for, with the shape it expected."""
+        self._entries: dict[str, WeightEntry] = {}
+        self._used_keys: set[str] = set()
+        self._unnamed: list[WeightEntry] = []
+
+    # ------------------------------------------------------------------ reading the checkpoint
+
+    def read(self, key: str, shape: tuple[int, ...]) -> np.ndarray:
+        """Checkpoint entry ``key`` (a full name) as float32 of ``shape``.
+
+        A flat entry with the right count is reshaped (``.wts`` files carry no shapes). A missing
+        or misshapen entry is recorded as a problem and replaced by zeros; NaN/Inf values are
+        recorded as a problem too.
+        """
+        shape = tuple(int(d) for d in shape)
+        self.expected[key] = shape
+        if key not in self.checkpoint:
+            near = self.checkpoint.closest(key)
+            hint = f" (closest: {', '.join(near)})" if near else ""
+            self.problems.append(f"missing weight {key!r}, expected shape {shape}{hint}")
+            return np.zeros(shape, np.float32)
+        self._used_keys.add(key)
+        array = self.checkpoint[key]
+        if array.shape != shape:
+            if array.ndim == 1 and array.size == math.prod(shape) and array.size > 0:
+                array = array.reshape(shape)
+            else:
+                self.problems.append(
+                    f"weight {key!r}: expected shape {shape} ({math.prod(shape)} values), "
+                    f"checkpoint has {tuple(array.shape)} ({array.size} values)"
+                )
+                return np.zeros(shape, np.float32)
+        array = np.asarray(array, dtype=np.float32)
+        finite = np.isfinite(array)
+        if not finite.all():
+            bad = int(array.size - np.count_nonzero(finite))
+            self.problems.append(f"weight {key!r}: {bad} of {array.size} values are NaN or Inf")
+        return array
+
+    def checkpoint_shape(self, key: str) -> tuple[int, ...] | None:
+        """The shape of checkpoint entry ``key`` (a full name), None when the checkpoint lacks it."""
+        return tuple(self.checkpoint[key].shape) if key in self.checkpoint else None
+
+    def unused_keys(self) -> list[str]:
+        """Checkpoint entries the definition never read (``num_batches_tracked`` excluded)."""
+        return [k for k in self.checkpoint if k not in self._used_keys and not k.endswith("num_batches_tracked")]
+
+    # ------------------------------------------------------------------ entries
+
+    def add(
+        self,
+        name: str,
+        array: np.ndarray,
+        *,
+        role: Role | None = None,
+        sources: list[str] | tuple[str, ...] | None = None,
+        dtype: Any = None,
+    ) -> WeightEntry:
+        """Store ``array`` as weight ``name`` and return its entry (with the ``trt.Weights`` to hand TensorRT).
+
+        Float arrays are converted to the network's dtype (or ``dtype``), integer arrays kept. ``role``
+        defaults to ``checkpoint`` (``sources`` = ``(name,)``), or ``derived`` when other ``sources`` are given.
+        The weights are named in TensorRT by :meth:`name_used` once a layer uses them.
+        """
+        if name in self._entries:
+            raise NetworkDefinitionError(f"duplicate weight name {name!r}")
+        sources = (name,) if sources is None and role in (None, "checkpoint") else tuple(sources or ())
+        if role is None:
+            role = "checkpoint" if sources == (name,) else "derived"
+        if role not in ROLES:
+            raise NetworkDefinitionError(f"weight {name!r}: role {role!r} is not one of {ROLES}")
+        entry = WeightEntry(name, self._convert(name, array, dtype), role, sources, role in REFITTABLE_ROLES, None)
+        object.__setattr__(entry, "trt", _trt_weights(entry.array))
+        self._entries[name] = entry
+        self._unnamed.append(entry)
+        return entry
+
+    def _convert(self, name: str, array: np.ndarray, dtype: Any) -> np.ndarray:
+        source = np.asarray(array)
+        target = np.dtype(dtype) if dtype is not None else self.dtype if dtypes.is_float(source.dtype) else source.dtype
+        with np.errstate(over="ignore"):  # overflow is reported as a problem below
+            converted = np.asarray(source, dtype=target, order="C")  # (ascontiguousarray makes 0-d arrays 1-d)
+        if converted is source:  # never hand TensorRT a view of the caller's (read-only) memory
+            converted = converted.copy()
+        if target != source.dtype and dtypes.is_float(target):
+            self._check_conversion(name, source, converted)
+        return converted
+
+    def _check_conversion(self, name: str, source: np.ndarray, converted: np.ndarray) -> None:
+        """Record values that became Inf in the conversion to a narrower float (fp16 tops out at 65504).
+
+        Cheap when nothing can overflow: the source's range is compared with the target's largest
+        finite value (min/max: no temporary arrays); only a range beyond it, or NaN/Inf in the
+        source, costs an element-wise look at the converted array.
+        """
+        if source.size == 0 or not dtypes.is_float(source.dtype):
+            return
+        limit = dtypes.largest_finite(converted.dtype)
+        low, high = float(np.min(source)), float(np.max(source))  # NaN propagates and fails the test below
+        if -limit <= low and high <= limit:
+            return
+        overflow = int(np.count_nonzero(np.isinf(converted) & np.isfinite(source)))
+        if overflow:
+            largest = float(np.max(np.abs(source[np.isfinite(source)])))
+            self.problems.append(
+                f"weight {name!r}: {overflow} value(s) overflow {converted.dtype} (largest |value| {largest:.6g})"
+            )
+
+    def name_used(self, trt_network: Any, layer: str) -> None:
+        """Name in TensorRT the weights added since the last layer (``layer`` uses them: TensorRT names
+        weights only after a layer uses them)."""
+        for entry in self._unnamed:
+            if not trt_network.set_weights_name(entry.trt, entry.name):
+                raise NetworkDefinitionError(
+                    f"weight {entry.name!r}: TensorRT refused the name (layer {layer!r} does not use it, or the "
+                    "name is taken): add weights right before the layer that uses them"
+                )
+        self._unnamed.clear()
+
+    def unnamed(self) -> list[str]:
+        """Weights added that no layer used (a definition bug)."""
+        return [e.name for e in self._unnamed]
+
+    # ------------------------------------------------------------------ reading the table
+
+    def __getitem__(self, name: str) -> WeightEntry:
+        return self._entries[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[WeightEntry]:
+        return iter(self._entries.values())
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def entries(self, *roles: Role) -> list[WeightEntry]:
+        """The entries of the given roles (all when none is given), in definition order."""
+        return [e for e in self if not roles or e.role in roles]
+
+    def refittable(self) -> dict[str, np.ndarray]:
+        """``{name: array}`` of the checkpoint and derived weights: what a refit replaces."""
+        return {e.name: e.array for e in self if e.refittable}
+
+    def derived(self) -> dict[str, list[str]]:
+        """``{name: sources}`` of the derived weights."""
+        return {e.name: list(e.sources) for e in self if e.role == "derived"}
+
+    def metadata(self) -> dict[str, Any]:
+        """The engine metadata's ``weights`` (refittable: name -> shape, dtype) and ``derived_weights``."""
+        return {
+            "weights": {
+                e.name: {"shape": list(e.array.shape), "dtype": str(e.array.dtype)} for e in self if e.refittable
+            },
+            "derived_weights": self.derived(),
+        }
+
+    def fingerprint(self) -> str:
+        """SHA-256 over the refittable weights' names, shapes and bytes (what calibration was measured with)."""
+        return weights_fingerprint(self.refittable())
+
+
+def _trt_weights(array: np.ndarray) -> Any:
+    from netdef.backend import trt
+
+    return trt.Weights(dtypes.trt_dtype(array.dtype), array.ctypes.data, array.size)
