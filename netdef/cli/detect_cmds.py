@@ -50,10 +50,10 @@ def detect(
     Runs the reference executor on the CPU, or TensorRT where a supported GPU is present.
     """
     from netdef import backend
+    from netdef.cli.targets import is_engine
     from netdef.runtime import detection as det
 
-    engine_file = Path(target).is_file()
-    if not engine_file and weights is None:
+    if not is_engine(target) and weights is None:
         raise ValueError(f"{target} is an architecture name: give its checkpoint with --weights")
     if executor not in ("auto", "reference", "tensorrt"):
         raise ValueError(f"--executor must be auto, reference or tensorrt, not {executor!r}")
@@ -78,18 +78,19 @@ def detect(
 
 
 def _define(target: str, weights: Path | None, precision: str, imgsz: int, conf: float, iou: float, max_det: int):
-    """(network, engine or None, checkpoint path) for an engine file or an architecture name."""
-    if Path(target).is_file():
-        from netdef.cli.reference_cmds import _engine_network
+    """(network, engine or None, checkpoint path) for an engine file or a definition."""
+    from netdef.cli import targets
 
-        network, engine, checkpoint = _engine_network(Path(target), weights)
-        return network, engine, checkpoint
-    from architectures import get
+    if targets.is_engine(target):
+        defined = targets.define(target, weights)
+        return defined.network, defined.engine, Path(defined.checkpoint)
     from netdef.weights import Checkpoint
 
     assert weights is not None
-    options = {"imgsz": imgsz, "conf": conf, "iou": iou, "max_det": max_det, "nms": True}
-    network = get(target).build_network(Checkpoint.load(weights), precision=precision, batch=1, **options)
+    arch = targets.architecture(target)
+    options = {"conf": conf, "iou": iou, "max_det": max_det, "nms": True}
+    shape = (3, imgsz, imgsz)
+    network = arch.build_network(Checkpoint.load(weights), precision=precision, batch=1, input_shape=shape, **options)
     return network, None, weights
 
 
