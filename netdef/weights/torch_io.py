@@ -41,7 +41,7 @@ def read_torch(path: Path) -> dict[str, np.ndarray]:
     try:
         obj = read_torch_zip(path)
     except UnsafeGlobalError as exc:
-        if not _torch_available():  # torch would refuse it too: say so without it
+        if not _torch_available() or exc.in_pickled_module:  # torch would refuse it too: say so without it
             raise _refusal(path, str(exc)) from None
         obj = None
     except Exception:  # noqa: BLE001 - anything unusual is torch.load's to read (or to explain)
@@ -60,6 +60,9 @@ def read_torch(path: Path) -> dict[str, np.ndarray]:
 
 class UnsafeGlobalError(pickle.UnpicklingError):
     """The pickle names a global outside netdef's allow-list (it was not imported)."""
+
+    in_pickled_module = False
+    """Found in a pickled model (read as inert records so far), which torch.load(weights_only) refuses anyway."""
 
 
 class _Fallback(Exception):
@@ -181,8 +184,11 @@ class _TensorUnpickler(pickle.Unpickler):
             return _Dtype(name)
         record = module_record(module, name)  # ultralytics.* / torch.nn.modules.* classes: inert, never imported
         if record is not None:
+            self._records_seen = True
             return record
-        raise UnsafeGlobalError(f"Unsupported global: GLOBAL {module}.{name} is not a plain tensor type")
+        error = UnsafeGlobalError(f"Unsupported global: GLOBAL {module}.{name} is not a plain tensor type")
+        error.in_pickled_module = getattr(self, "_records_seen", False)
+        raise error
 
     def persistent_load(self, pid: Any) -> Any:
         if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"):
