@@ -166,7 +166,7 @@ def _profile(network: Network, config: BuildConfig) -> Any:
             continue
         profile.set_shape(tensor.name, lo, opt, hi)
     if problems:
-        raise NetworkDefinitionError("\n".join(problems))
+        raise NetworkDefinitionError("the network's dynamic inputs need an optimization profile", problems)
     return profile
 
 

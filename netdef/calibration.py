@@ -44,8 +44,8 @@ from netdef.calibration_cache import (
     Calibration,
     weights_fingerprint,
 )
-from netdef.dtypes import numpy_dtype
 from netdef.errors import CalibrationError
+from netdef.tensorspec import match_inputs
 
 __all__ = [
     "CACHE_FORMAT",
@@ -147,41 +147,6 @@ def _batches(data: Mapping[str, np.ndarray], batch_size: int) -> Iterator[dict[s
         yield {name: array[start : start + batch_size] for name, array in data.items()}
 
 
-def _inputs(network: Any, data: np.ndarray | Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The calibration set as input name -> float array, checked against the network's inputs."""
-    trt_net = network.trt_network
-    declared = {trt_net.get_input(i).name: trt_net.get_input(i) for i in range(trt_net.num_inputs)}
-    if not isinstance(data, Mapping):
-        if len(declared) != 1:
-            raise CalibrationError(f"network has inputs {sorted(declared)}: give the calibration set as a mapping")
-        data = {next(iter(declared)): data}
-    problems, arrays = [], {}
-    for name, tensor in declared.items():
-        if name not in data:
-            problems.append(f"input {name!r}: missing from the calibration set")
-            continue
-        array = np.asarray(data[name])
-        shape = tuple(tensor.shape)
-        if array.dtype.kind != "f":
-            problems.append(
-                f"input {name!r}: calibration data must be floating point (preprocessed), not {array.dtype}"
-            )
-        elif array.ndim != len(shape) or any(d not in (-1, a) for d, a in zip(shape[1:], array.shape[1:], strict=True)):
-            problems.append(f"input {name!r}: expected samples of shape {shape[1:]}, got {array.shape[1:]}")
-        elif len(array) == 0:
-            problems.append(f"input {name!r}: the calibration set is empty")
-        arrays[name] = np.ascontiguousarray(array, dtype=numpy_dtype(tensor.dtype))
-    lengths = {len(a) for a in arrays.values()}
-    if len(lengths) > 1:
-        problems.append(f"inputs have different numbers of samples: {sorted(lengths)}")
-    extra = sorted(set(data) - set(declared))
-    if extra:
-        problems.append(f"the calibration set has arrays for no input: {extra} (inputs: {sorted(declared)})")
-    if problems:
-        raise CalibrationError("calibration data does not fit the network:\n" + "\n".join(f"  - {p}" for p in problems))
-    return arrays
-
-
 def calibrate(
     network: Any,
     data: np.ndarray | Mapping[str, np.ndarray],
@@ -211,10 +176,12 @@ def calibrate(
     tensors = network.quantization_tensors()
     if not tensors:
         raise CalibrationError(f"network {network.name!r} has no convolution or linear layer to quantize")
-    arrays = _inputs(network, data)
+    executor = ReferenceExecutor(network.trt_network)
+    arrays = match_inputs(
+        executor.inputs, data, source="calibration data", casting="float", samples=True, error=CalibrationError
+    )
     samples = len(next(iter(arrays.values())))
     started = time.perf_counter()
-    executor = ReferenceExecutor(network.trt_network)
     passes = 1 if method == "max" else 2
     total_steps = passes * math.ceil(samples / batch_size)
     step = 0
@@ -234,7 +201,7 @@ def calibrate(
             top[key] = max(top[key], float(np.max(np.abs(array))) if array.size else 0.0)
     bad = [f"tensor {k!r}: {v}" for k, v in top.items() if not math.isfinite(v)]
     if bad:
-        raise CalibrationError("activations are not finite on the calibration set:\n  - " + "\n  - ".join(bad))
+        raise CalibrationError("activations are not finite on the calibration set", bad)
     if method == "max":
         amax = top
     else:

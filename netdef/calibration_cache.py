@@ -114,8 +114,7 @@ class Calibration:
             amax[name] = float(value)
             consumers[name] = list(entry.get("layers") or [])
         if problems:
-            header = f"{source}: {len(problems)} problem(s) in the calibration cache:"
-            raise CalibrationError("\n".join([header, *(f"  - {p}" for p in problems)]))
+            raise CalibrationError(f"{source}: {len(problems)} problem(s) in the calibration cache", problems)
         options = data.get("options") or {}
         return cls(
             amax=amax,

@@ -65,11 +65,6 @@ class Architecture:
     def outputs(self) -> tuple[str, ...]:
         return (self.output,) if isinstance(self.output, str) else tuple(self.output)
 
-    @property
-    def spec(self) -> str:
-        """How to name this definition on the command line: the registered name."""
-        return self.name
-
     def check_options(self, options: Mapping[str, Any]) -> None:
         """Raise one :class:`DefinitionError` naming every unknown option and listing the valid ones."""
         unknown = sorted(set(options) - set(self.options))

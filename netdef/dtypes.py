@@ -56,6 +56,9 @@ DTYPES = (
     DType("int16", None, None, "I16", "ShortStorage"),
     DType("int8", None, "INT8", "I8", "CharStorage"),
     DType("uint8", None, "UINT8", "U8", "ByteStorage"),
+    DType("uint16"),
+    DType("uint32"),
+    DType("uint64"),
     DType("int4", None, "INT4", torch=False),
     DType("bool", None, "BOOL", "BOOL", "BoolStorage"),
     DType("complex64", None, None, None, "ComplexFloatStorage"),
@@ -79,10 +82,12 @@ def _numpy(name: str) -> np.dtype:
 
 def lookup(dtype: Any) -> DType:
     """The row of ``dtype``: a NumPy dtype or type, a ``trt.DataType``, a ``torch.dtype``, or a name
-    (metadata ``"float16"``, short ``"fp16"``, ``"torch.float16"``)."""
+    (metadata ``"float16"``, short ``"fp16"``, TensorRT's ``"HALF"``, ``"torch.float16"``)."""
     if isinstance(dtype, DType):
         return dtype
     if isinstance(dtype, str):
+        if dtype in _BY_TRT:  # "HALF", as TensorRT names it
+            return _BY_TRT[dtype]
         key = dtype.lower().removeprefix("torch.")
     elif type(dtype).__name__ == "DataType":  # trt.DataType (whichever TensorRT module)
         key = dtype.name
@@ -135,25 +140,50 @@ def torch_dtype(dtype: Any) -> Any:
     return getattr(torch, row.name)
 
 
-def from_safetensors(code: str, where: str) -> np.dtype:
-    """The NumPy dtype of a safetensors header code (``"BF16"``)."""
-    if code not in _BY_SAFETENSORS:
-        raise DTypeError(f"{where}: unsupported safetensors dtype {code!r}")
-    return _BY_SAFETENSORS[code].numpy
+def from_safetensors(code: str) -> np.dtype | None:
+    """The NumPy dtype of a safetensors header code (``"BF16"``), None if unknown."""
+    row = _BY_SAFETENSORS.get(code)
+    return None if row is None else row.numpy
 
 
-def safetensors_code(dtype: Any, tensor: str) -> str:
-    """The safetensors header code of ``dtype``."""
+def safetensors_code(dtype: Any) -> str | None:
+    """The safetensors header code of ``dtype``, None if safetensors cannot store it."""
     row = _BY_NAME.get(np.dtype(dtype).name)
-    if row is None or row.safetensors is None:
-        raise DTypeError(f"tensor {tensor!r}: dtype {dtype} cannot be stored in safetensors")
-    return row.safetensors
+    return None if row is None else row.safetensors
 
 
 def from_storage(storage: str) -> np.dtype | None:
     """The NumPy dtype of a torch storage class name (``"HalfStorage"``), None if unknown."""
     row = _BY_STORAGE.get(storage)
     return None if row is None else row.numpy
+
+
+def from_torch_name(name: str) -> np.dtype | None:
+    """The NumPy dtype of ``torch.<name>`` (``"float16"``), None if netdef has no row for it."""
+    row = _BY_NAME.get(name)
+    return None if row is None or not row.torch or row.short == name else row.numpy
+
+
+def torch_to_numpy(tensor: Any) -> np.ndarray:
+    """A CPU torch tensor's values as a NumPy array sharing its memory (bfloat16 and float8 through their bits)."""
+    import torch
+
+    name = str(tensor.dtype).removeprefix("torch.")
+    if name in _ML_DTYPES:  # torch cannot hand NumPy these: view the bits as a same-size integer
+        bits = {1: torch.uint8, 2: torch.int16}[tensor.element_size()]
+        return tensor.view(bits).numpy().view(_numpy(name))
+    return tensor.numpy()
+
+
+def numpy_to_torch(array: np.ndarray) -> Any:
+    """A torch CPU tensor sharing ``array``'s memory (bfloat16 and float8 included)."""
+    import torch
+
+    row = lookup(array.dtype)
+    if row.name in _ML_DTYPES:
+        bits = {1: np.uint8, 2: np.int16}[array.itemsize]
+        return torch.from_numpy(array.view(bits)).view(torch_dtype(row))
+    return torch.from_numpy(array)
 
 
 def parse_float(name: str) -> np.dtype:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from netdef import tensorspec
 from netdef.dtypes import DTypeError, dtype_name
 from netdef.errors import NetdefError
 from netdef.reference.readback import layer_type
@@ -135,9 +136,7 @@ def inspect_network(network: Any) -> NetworkSummary:
 
 def shape_text(shape: Shape | None) -> str:
     """``(-1, 20, 24, 24)`` -> ``?x20x24x24``; None -> ``unknown``."""
-    if shape is None:
-        return "unknown"
-    return "x".join("?" if d == -1 else str(d) for d in shape) if shape else "scalar"
+    return tensorspec.shape_text(shape, compact=True)
 
 
 def count_text(n: float) -> str:

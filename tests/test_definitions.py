@@ -141,7 +141,7 @@ def test_every_network_carries_its_record(project):
 # --------------------------------------------------------------------------------------- engines
 
 
-def test_the_engine_records_how_to_define_its_network(engine_file, project):
+def test_the_engine_records_how_to_define_its_network(monkeypatch, capsys, engine_file, project):
     engine = Engine.load(engine_file)
     definition = engine.metadata["definition"]
     assert definition["file"] == str(project / "mynet.py") and definition["function"] == "mynet"
@@ -149,6 +149,9 @@ def test_the_engine_records_how_to_define_its_network(engine_file, project):
     assert definition["inputs"] == {"input": [-1, 1, 8, 8]} and definition["precision"] == "fp32"
     assert definition["checkpoint"] == str(project / "ck.safetensors")
     assert definition["checkpoint_fingerprint"]["size"] == (project / "ck.safetensors").stat().st_size
+    code, out, err = netdef(monkeypatch, capsys, "info", engine_file)
+    assert code == 0, err
+    assert f"defined by mynet_user ({project / 'mynet.py'}:mynet) with scale=2.0 width=4" in " ".join(out.split())
 
 
 def test_run_refit_inspect_explain_from_another_directory(monkeypatch, capsys, engine_file, project, tmp_path):
@@ -299,3 +302,28 @@ def test_record_errors_name_every_reason(tmp_path):
     assert "unknown architecture 'nothing_registered_xyz'" in str(info.value)
     assert "which is not a file here; give the checkpoint with --weights" in str(info.value)
     assert isinstance(info.value, NetdefError)
+
+
+def test_calibrate_and_polygraphy_export_take_a_file_definition(monkeypatch, capsys, project, tmp_path):
+    spec = f"{project}/mynet.py:mynet"
+    code, out, err = netdef(
+        monkeypatch, capsys, "calibrate", spec, "-w", project / "ck.safetensors", "--data", project / "x.npy",
+        "-o", tmp_path / "cache.json", "--method", "max", "-O", "width=4", "-q",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "calibrated" in out and "-O width=4" in " ".join(out.split())
+    from netdef.calibration import Calibration
+
+    assert Calibration.load(tmp_path / "cache.json").architecture == "mynet_user"
+    script = tmp_path / "net.py"
+    code, out, err = netdef(
+        monkeypatch, capsys, "export-polygraphy", spec, "-w", project / "ck.safetensors", "-o", script
+    )
+    assert code == 0, err
+    import importlib.util
+
+    loader = importlib.util.spec_from_file_location("exported_net", script)
+    module = importlib.util.module_from_spec(loader)
+    loader.loader.exec_module(module)
+    _, network = module.load_network()
+    assert network.get_input(0).shape == (1, 1, 8, 8) and network.num_outputs == 1

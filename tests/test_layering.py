@@ -7,6 +7,7 @@ is still a cycle); only imports under ``if TYPE_CHECKING:`` are left out, since 
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -18,6 +19,7 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+@functools.cache
 def library_modules() -> dict[str, Path]:
     return {module_name(p): p for p in sorted(LIBRARY.rglob("*.py"))}
 
@@ -57,6 +59,7 @@ def imported_names(path: Path, modules: dict[str, Path]) -> set[str]:
     return found
 
 
+@functools.cache
 def import_graph() -> dict[str, set[str]]:
     modules = library_modules()
     return {name: {m for m in imported_names(path, modules) if m in modules} - {name} for name, path in modules.items()}

@@ -11,9 +11,9 @@ import torch
 import torch.nn.functional as F
 
 from netdef.backend import trt
+from netdef.dtypes import bfloat16
 from netdef.errors import CheckpointError, NetworkDefinitionError
 from netdef.network import Network, num_parameters
-from netdef.weights.dtypes import bfloat16
 
 LAYER_CLASSES = {
     trt.LayerType.CONVOLUTION: trt.IConvolutionLayer,

@@ -186,7 +186,9 @@ def test_tensorrt_executor_without_a_supported_gpu(monkeypatch, capsys, lenet_en
     bad = x8.with_name("bad.npy")
     np.save(bad, np.load(x8)[:, 0])
     code, _, err = netdef(monkeypatch, capsys, "run", engine, "-i", bad, "--executor", "tensorrt")
-    assert_clean_failure(code, err, "input 'input': expected 4 dimensions (?, 1, 28, 28), got shape (8, 28, 28)")
+    assert_clean_failure(
+        code, err, "input 'input': expected shape (?, 1, 28, 28), got (8, 28, 28) (4 dimensions, not 3)"
+    )
     code, _, err = netdef(monkeypatch, capsys, "run", "lenet", "-w", lenet_weights, "-i", x8, "--executor", "tensorrt")
     assert_clean_failure(code, err, "--executor tensorrt needs a GPU", caps.reason)
     code, out, err = netdef(monkeypatch, capsys, "run", engine, "-i", x8, "-w", lenet_weights)  # auto: reference

@@ -23,6 +23,7 @@ from netdef import backend
 from netdef.build import BuildConfig, build
 from netdef.cli.torch_models import torch_model
 from netdef.compat import backend_problems, gpu_problems, load_engine, select_gpu
+from netdef.dtypes import bfloat16
 from netdef.engine import Engine
 from netdef.errors import (
     CheckpointError,
@@ -39,7 +40,6 @@ from netdef.runtime.pool import ContextPool
 from netdef.runtime.runner import Runner, check_arguments, run_engine_file
 from netdef.runtime.tensors import from_numpy, is_torch, numpy_dtype_of, to_numpy
 from netdef.weights import Checkpoint
-from netdef.weights.dtypes import bfloat16
 from tests.torch_models import LeNet
 
 REPO = Path(__file__).resolve().parents[1]
@@ -206,11 +206,11 @@ def test_every_input_problem_is_listed_at_once():
     with pytest.raises(NetworkInputError) as info:
         io.check({"a": ((2, 4), np.float32), "b": ((2, 2), np.float32), "zz": ((1,), np.float32)})
     message = str(info.value)
-    assert "missing input(s) ['c']" in message
-    assert "unexpected input(s) ['zz']; the engine's inputs are ['a', 'b', 'c']" in message
+    assert "missing inputs: 'c'" in message
+    assert "unknown inputs: 'zz' (the engine's inputs are ['a', 'b', 'c'])" in message
     assert "input 'a': expected shape (?, 3), got (2, 4) (dimension 1)" in message
     assert "input 'b': expected dtype int32, got float32, which cannot be cast to it" in message
-    with pytest.raises(NetworkInputError, match=r"expected 2 dimensions \(\?, 3\), got shape \(3,\)"):
+    with pytest.raises(NetworkInputError, match=r"expected shape \(\?, 3\), got \(3,\) \(2 dimensions, not 1\)"):
         io.check({"a": ((3,), np.float32), "b": ((2, 2), np.int32), "c": ((5,), np.float16)})
 
 

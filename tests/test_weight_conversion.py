@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from netdef.dtypes import bfloat16
 from netdef.network import Network
-from netdef.weights.dtypes import bfloat16
 
 TARGETS = {"fp16": np.dtype(np.float16), "bf16": bfloat16}
 

@@ -15,9 +15,9 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from netdef.dtypes import bfloat16
 from netdef.errors import CheckpointError
 from netdef.weights import Checkpoint, supported_suffixes
-from netdef.weights.dtypes import bfloat16
 from netdef.weights.safetensors_io import write_safetensors
 
 safetensors_numpy = pytest.importorskip("safetensors.numpy")

@@ -104,6 +104,18 @@ def info(engine_file: Annotated[Path, typer.Argument(help="A netdef engine file.
     for t in meta.get("io", []):
         table.add_row(t["mode"], t["name"], "x".join(str(d) for d in t["shape"]), t["dtype"])
     console.print(table)
+    definition = meta.get("definition") or {}
+    if definition:
+        options = " ".join(f"{k}={v!r}" for k, v in sorted((definition.get("options") or {}).items()))
+        where = definition.get("file") or definition.get("module") or "?"
+        console.print(
+            f"  defined by {definition.get('architecture')} ({where}:{definition.get('function')})"
+            + (f" with {options}" if options else "")
+            + f", checkpoint {definition.get('checkpoint')}",
+            markup=False,
+        )
+    else:
+        console.print("  defined ad hoc: no definition function recorded (refit with refit_plan_from_network)")
     weights = meta.get("weights", {})
     derived = meta.get("derived_weights", {})
     console.print(

@@ -89,4 +89,5 @@ def calibrate(
     console.print(
         f"[bold green]calibrated[/] {output}  {arch} {method} on {calibration.samples} samples from {data} "
         f"in {calibration.seconds:.1f} s; build with: netdef build {arch} -w {weights} -p int8 --calibration {output}"
+        + "".join(f" -O {o}" for o in option or [])
     )

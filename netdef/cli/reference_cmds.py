@@ -20,7 +20,6 @@ OptionalWeights = Annotated[
 ]
 Calibration = Annotated[Path | None, typer.Option(help="INT8 calibration cache (`netdef calibrate`), for int8.")]
 
-_DTYPES = {"FLOAT": "fp32", "HALF": "fp16", "BF16": "bf16", "float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}
 _DEFAULT_RTOL = {"fp32": 1e-5, "fp16": 1e-2, "bf16": 5e-2, "int8": 1e-1}
 """``netdef compare``'s tolerance by the less precise of the two precisions (max |a - b| / max |b| per layer)."""
 
@@ -38,14 +37,22 @@ def _paragraphs(fn):
 
 
 def _dtype(name: str) -> str:
-    return _DTYPES.get(name, name.lower())
+    from netdef.dtypes import DTypeError, lookup
+
+    try:
+        row = lookup(name)
+    except DTypeError:
+        return name.lower()
+    return row.short or row.name
 
 
 def _tensor_text(tensor: dict | None) -> str:
     if tensor is None:
         return "(none)"
+    from netdef.tensorspec import shape_text
+
     dims = tensor["shape"]
-    shape = "?" if dims is None else ("x".join("?" if d == -1 else str(d) for d in dims) or "scalar")
+    shape = "?" if dims is None else shape_text(dims, compact=True)
     return f"{tensor['name']} [{shape} {_dtype(tensor['dtype'])}]"
 
 
@@ -64,14 +71,14 @@ def _layer_weights(network, layer_name: str, layer_names: set[str]) -> list[str]
     """The named weights a layer holds itself (``conv1.weight`` in layer ``conv1``); constant layers are
     layers of their own, so the weights of a matrix multiply or a bias add show as their constant inputs."""
     from netdef.reference.compare import folded_batch_norms
+    from netdef.tensorspec import shape_text
 
     folded = {conv: bn for bn, conv in folded_batch_norms(network).items()}
     found = []
-    for name, array in network.weights.items():
-        if name in layer_names or name.rpartition(".")[0] != layer_name:
+    for entry in network.weight_table:
+        if entry.layer != layer_name or entry.name in layer_names or not entry.refittable:
             continue
-        shape = "x".join(map(str, array.shape)) or "scalar"
-        found.append(f"{name} {shape} {_DTYPES.get(array.dtype.name, array.dtype.name)}")
+        found.append(f"{entry.name} {shape_text(entry.array.shape, compact=True)} {_dtype(entry.array.dtype.name)}")
     if found and layer_name in folded:
         found[-1] += f" (BatchNorm {folded[layer_name]} folded in)"
     return found
@@ -153,53 +160,20 @@ def explain(
 # ---------------------------------------------------------------------------------------------- inputs
 
 
-def _match_inputs(specs, check, arrays, source: str) -> dict:
-    """Name the arrays after the network's inputs and cast float arrays to the declared float type.
-
-    ``specs``: input specs with ``name``, ``shape`` and ``dtype``; ``check(arrays)`` raises one
-    NetworkInputError listing every shape and dtype problem. A missing batch axis gets a hint.
-    """
-    import numpy as np
-
-    from netdef.errors import NetworkInputError
-    from netdef.reference.dtypes import is_float
-
-    specs = {spec.name: spec for spec in specs}
-    if not isinstance(arrays, dict) or (list(arrays) == ["arr_0"] and "arr_0" not in specs):
-        array = arrays if not isinstance(arrays, dict) else arrays["arr_0"]
-        if len(specs) != 1:
-            raise NetworkInputError(f"{source}: the network has inputs {sorted(specs)}: give an .npz with those names")
-        arrays = {next(iter(specs)): array}
-    matched = {}
-    for name, array in arrays.items():
-        spec = specs.get(name)
-        if spec is not None and is_float(array.dtype) and is_float(spec.dtype) and array.dtype != spec.dtype:
-            array = array.astype(spec.dtype)
-        matched[name] = np.ascontiguousarray(array)
-    try:
-        check(matched)
-    except NetworkInputError as exc:
-        hints = [
-            f"input {name!r} looks like one sample: add the batch axis (x[None])"
-            for name, spec in specs.items()
-            if name in matched and matched[name].shape == tuple(spec.shape[1:]) and -1 not in spec.shape[1:]
-        ]
-        raise NetworkInputError(f"{source}: {exc}" + "".join(f"; {hint}" for hint in hints)) from None
-    return matched
-
-
 def _reference_inputs(executor, arrays, source: str) -> dict:
-    return _match_inputs(executor.inputs, executor.check_inputs, arrays, source)
+    """The arrays named after the network's inputs, float arrays cast to the declared float type, checked."""
+    from netdef.tensorspec import match_inputs
+
+    return match_inputs(executor.inputs, arrays, source=source, casting="float")
 
 
 def _engine_inputs(engine, target: str, arrays, source: str) -> dict:
     """Inputs checked against the engine's own I/O and profile (no checkpoint needed)."""
     from netdef.runtime.iospec import EngineIO
+    from netdef.tensorspec import match_inputs
 
     io = EngineIO.from_metadata(engine.metadata, source=target)
-    return _match_inputs(
-        io.inputs, lambda given: io.check({n: (a.shape, a.dtype) for n, a in given.items()}), arrays, source
-    )
+    return match_inputs(io.inputs, arrays, source=source, casting="float", owner="engine")
 
 
 # ---------------------------------------------------------------------------------------------- run

@@ -61,15 +61,19 @@ def _check(engine_file: Path, checkpoint: Path, strict: bool, old: Path | None) 
     load_zoo()
     engine = Engine.load(engine_file)
     plan = refit_plan(engine, checkpoint, strict=strict, engine_source=str(engine_file))
-    old = old if old is not None else _built_from(engine)
+    recorded = (engine.metadata.get("definition") or {}).get("checkpoint")
+    if old is None and recorded and Path(recorded).is_file():
+        old_source: Path | None = Path(recorded)  # refused by refit_plan when it changed since the build
+    else:
+        old_source = old
     diffs: dict[str, float | None] = {}
-    if old is not None:
+    if old_source is not None:
         try:
-            _refuse_changed(engine, old)
             diffs = plan.max_abs_diff(refit_plan(engine, old, engine_source=str(engine_file)))
         except NetdefError as exc:
-            err_console.print(f"[yellow]warning:[/] no diff against {escape(str(old))}: {escape(str(exc))}")
-            old = None
+            err_console.print(f"[yellow]warning:[/] no diff against {escape(str(old_source))}: {escape(str(exc))}")
+            old_source = None
+    old = old_source
     table = Table("weight", "shape", "dtype", "from", "max |new - old|" if old else "", box=None, pad_edge=False)
     for w in plan:
         sources = "checkpoint" if not w.derived else "derived: " + compact_names(w.sources)
@@ -104,21 +108,3 @@ def compact_names(names) -> str:
         head = f"{prefix}." if prefix else ""
         parts.append(f"{head}{leaves[0]}" if len(leaves) == 1 else f"{head}{{{','.join(leaves)}}}")
     return ", ".join(parts)
-
-
-def _built_from(engine) -> Path | None:
-    recorded = (engine.metadata.get("definition") or {}).get("checkpoint")
-    return Path(recorded) if recorded and Path(recorded).is_file() else None
-
-
-def _refuse_changed(engine, old: Path) -> None:
-    """The recorded checkpoint, diffed against by default, must be the file the engine was built from."""
-    from netdef.definition import record_of
-    from netdef.errors import DefinitionError
-    from netdef.weights.fingerprint import changed_since
-
-    record = record_of(engine)
-    if record is not None and record.checkpoint and Path(record.checkpoint) == old.resolve():
-        changed = changed_since(old, record.checkpoint_fingerprint)
-        if changed:
-            raise DefinitionError(f"{changed} (give the original with --old)")

@@ -57,7 +57,7 @@ def fake_quantize(x: np.ndarray, scale: np.ndarray | float, axis: int | None = N
 def _resolve(calibration: Any) -> Any:
     """A Calibration (loaded when given a cache file path), a mapping tensor name -> scale, or None."""
     if isinstance(calibration, (str, os.PathLike)):
-        return Calibration.load(calibration)
+        return Calibration.load(os.fspath(calibration))
     if calibration is not None and not isinstance(getattr(calibration, "scales", calibration), Mapping):
         raise CalibrationError(f"calibration must be a Calibration, a cache file or a mapping, got {type(calibration)}")
     return calibration

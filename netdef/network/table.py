@@ -35,7 +35,7 @@ ROLES: tuple[Role, ...] = ("checkpoint", "derived", "fixed", "scale")
 REFITTABLE_ROLES = ("checkpoint", "derived")
 
 
-@dataclass(frozen=True)
+@dataclass
 class WeightEntry:
     """One named weight of the network."""
 
@@ -48,6 +48,8 @@ class WeightEntry:
     refittable: bool
     trt: Any = field(repr=False, compare=False)
     """The ``trt.Weights`` viewing :attr:`array`."""
+    layer: str = ""
+    """The TensorRT layer that holds these weights (a constant layer, or e.g. the convolution)."""
 
     @property
     def derived(self) -> bool:
@@ -136,7 +138,7 @@ class WeightTable:
         if role not in ROLES:
             raise NetworkDefinitionError(f"weight {name!r}: role {role!r} is not one of {ROLES}")
         entry = WeightEntry(name, self._convert(name, array, dtype), role, sources, role in REFITTABLE_ROLES, None)
-        object.__setattr__(entry, "trt", _trt_weights(entry.array))
+        entry.trt = _trt_weights(entry.array)
         self._entries[name] = entry
         self._unnamed.append(entry)
         return entry
@@ -181,6 +183,7 @@ class WeightTable:
                     f"weight {entry.name!r}: TensorRT refused the name (layer {layer!r} does not use it, or the "
                     "name is taken): add weights right before the layer that uses them"
                 )
+            entry.layer = layer
         self._unnamed.clear()
 
     def unnamed(self) -> list[str]:

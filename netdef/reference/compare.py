@@ -12,7 +12,7 @@ execution order, that leaves the tolerance: errors propagate downstream, so that
 PyTorch modules are matched to layers by name: netdef names layers after the module scopes of
 the checkpoint (``layer1.0.conv1``), so a module's output is the output of the last layer defined
 in its scope (:func:`torch_module_names`). A BatchNorm folded into the convolution before it
-(recorded in ``Network.derived``) maps to that convolution: ``layer1.0.bn1`` -> ``layer1.0.conv1``.
+(recorded in the network's weight table) maps to that convolution: ``layer1.0.bn1`` -> ``layer1.0.conv1``.
 """
 
 from __future__ import annotations
@@ -25,9 +25,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from netdef.errors import ComparisonError
+from netdef.errors import ComparisonError, NetworkInputError
 from netdef.reference.dtypes import is_float
 from netdef.reference.executor import ReferenceExecutor, Result
+from netdef.tensorspec import bind_inputs, match_inputs
 
 if TYPE_CHECKING:
     from rich.console import JustifyMethod
@@ -244,27 +245,12 @@ def _label(network) -> str:
 
 
 def _inputs_for(executor: ReferenceExecutor, inputs) -> dict[str, np.ndarray]:
-    """``inputs`` (one array, or name -> array) with float arrays cast to each input's declared type."""
-    if not isinstance(inputs, Mapping):
-        if len(executor.inputs) != 1:
-            names = [spec.name for spec in executor.inputs]
-            raise ComparisonError(f"the network has {len(names)} inputs {names}: give a mapping name -> array")
-        inputs = {executor.inputs[0].name: inputs}
-    arrays = {}
-    declared = {spec.name: spec.dtype for spec in executor.inputs}
-    for name, value in inputs.items():
-        array = _numpy(value)
-        dtype = declared.get(name)
-        if dtype is not None and is_float(array.dtype) and is_float(dtype) and array.dtype != dtype:
-            array = array.astype(dtype)
-        arrays[name] = array
-    return arrays
-
-
-def _numpy(value) -> np.ndarray:
-    if hasattr(value, "detach"):  # a torch tensor
-        return value.detach().cpu().numpy()
-    return np.asarray(value)
+    """``inputs`` (one array, or name -> array) checked, float arrays cast to each input's declared type."""
+    try:
+        bound = bind_inputs(executor.inputs, inputs)
+    except NetworkInputError as exc:
+        raise ComparisonError(str(exc)) from None
+    return match_inputs(executor.inputs, bound, casting="float")
 
 
 def random_inputs(network, batch: int = 1, seed: int = 0) -> dict[str, np.ndarray]:
@@ -351,14 +337,15 @@ def _merge_same_layer(rows: list[LayerComparison]) -> list[LayerComparison]:
 
 
 def folded_batch_norms(network) -> dict[str, str]:
-    """BatchNorm module path -> the convolution layer it was folded into (from ``Network.derived``)."""
+    """BatchNorm module path -> the convolution layer it was folded into (from the network's weight table:
+    a derived weight held by that layer, computed from the BatchNorm's ``running_mean``)."""
     folded = {}
-    for weight, sources in (getattr(network, "derived", None) or {}).items():
-        if not weight.endswith(".weight"):
-            continue
-        for key in sources:
-            if key.endswith(".running_mean"):
-                folded[key.removesuffix(".running_mean")] = weight.removesuffix(".weight")
+    table = getattr(network, "weight_table", None)
+    for entry in table.entries("derived") if table is not None else []:
+        for key in entry.sources:
+            batch_norm = key.removesuffix(".running_mean")
+            if key != batch_norm and entry.layer not in ("", batch_norm):  # not a BatchNorm layer of its own
+                folded[batch_norm] = entry.layer
     return folded
 
 
@@ -407,7 +394,7 @@ def compare_with_torch(
     import torch
 
     executor = ReferenceExecutor(_trt_network(network))
-    arrays = executor.check_inputs(_inputs_for(executor, inputs))  # netdef's errors before PyTorch's
+    arrays = _inputs_for(executor, inputs)  # netdef's errors before PyTorch's
     names = dict(torch_module_names(network))
     for path, layer in (mapping or {}).items():
         if layer is None:

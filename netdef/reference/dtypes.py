@@ -11,33 +11,21 @@ from typing import Any
 
 import numpy as np
 
-from netdef.backend import trt
+from netdef import dtypes
+from netdef.dtypes import DTypeError, is_float, is_integer
 from netdef.errors import UnsupportedLayerError
 
-try:  # ml_dtypes ships with JAX/TensorFlow/ONNX tooling; bf16/fp8/int4 tensors need it
-    import ml_dtypes
-except ImportError:  # pragma: no cover - exercised only where ml_dtypes is absent
-    ml_dtypes = None  # type: ignore[assignment]  # optional dependency
-
-_NUMPY: dict[Any, np.dtype] = {
-    trt.DataType.FLOAT: np.dtype(np.float32),
-    trt.DataType.HALF: np.dtype(np.float16),
-    trt.DataType.INT8: np.dtype(np.int8),
-    trt.DataType.INT32: np.dtype(np.int32),
-    trt.DataType.INT64: np.dtype(np.int64),
-    trt.DataType.BOOL: np.dtype(np.bool_),
-    trt.DataType.UINT8: np.dtype(np.uint8),
-}
-_ML_DTYPES = {
-    "BF16": "bfloat16",
-    "FP8": "float8_e4m3fn",
-    "INT4": "int4",
-    "FP4": "float4_e2m1fn",
-    "E8M0": "float8_e8m0fnu",
-}
-for _name, _ml_name in _ML_DTYPES.items():
-    if ml_dtypes is not None and hasattr(trt.DataType, _name) and hasattr(ml_dtypes, _ml_name):
-        _NUMPY[getattr(trt.DataType, _name)] = np.dtype(getattr(ml_dtypes, _ml_name))
+__all__ = [
+    "FLOAT32",
+    "FP8_MAX",
+    "compute",
+    "convert",
+    "integer_range",
+    "is_float",
+    "is_integer",
+    "numpy_dtype",
+    "round_to",
+]
 
 FLOAT32 = np.dtype(np.float32)
 
@@ -48,38 +36,9 @@ FP8_MAX = 448.0
 def numpy_dtype(dtype) -> np.dtype:
     """The NumPy dtype that holds a tensor of TensorRT ``dtype``."""
     try:
-        return _NUMPY[dtype]
-    except KeyError:
-        hint = " (install ml_dtypes)" if ml_dtypes is None else ""
-        raise UnsupportedLayerError(f"no NumPy dtype for TensorRT {dtype}{hint}") from None
-
-
-def trt_dtype_name(dtype) -> str:
-    """``DataType.HALF`` -> ``"HALF"``."""
-    return getattr(dtype, "name", str(dtype))
-
-
-def is_float(dtype: np.dtype) -> bool:
-    """True for float32/float16 and the ml_dtypes floating types (bfloat16, float8, float4)."""
-    dtype = np.dtype(dtype)
-    if dtype.kind == "f":
-        return True
-    return ml_dtypes is not None and dtype.kind == "V" and _is_ml_float(dtype)
-
-
-def _is_ml_float(dtype: np.dtype) -> bool:
-    try:
-        ml_dtypes.finfo(dtype)
-    except (ValueError, TypeError):
-        return False
-    return True
-
-
-def is_integer(dtype: np.dtype) -> bool:
-    dtype = np.dtype(dtype)
-    if dtype.kind in "iu":
-        return True
-    return ml_dtypes is not None and dtype.kind == "V" and not _is_ml_float(dtype)
+        return dtypes.numpy_dtype(dtype)
+    except (DTypeError, ImportError) as exc:
+        raise UnsupportedLayerError(f"no NumPy dtype for TensorRT {dtype}: {exc}") from None
 
 
 def compute(x: np.ndarray) -> np.ndarray:
@@ -91,7 +50,13 @@ def compute(x: np.ndarray) -> np.ndarray:
 
 def integer_range(dtype: np.dtype) -> tuple[int, int]:
     dtype = np.dtype(dtype)
-    info = np.iinfo(dtype) if dtype.kind in "iu" else ml_dtypes.iinfo(dtype)
+    info: Any
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+    else:
+        import ml_dtypes  # int4
+
+        info = ml_dtypes.iinfo(dtype)
     return int(info.min), int(info.max)
 
 
@@ -103,7 +68,7 @@ def round_to(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
     dtype = np.dtype(dtype)
     if x.dtype == dtype:
         return x
-    if ml_dtypes is not None and dtype == np.dtype(ml_dtypes.float8_e4m3fn):
+    if dtype.name == "float8_e4m3fn":
         x = np.clip(compute(x), -FP8_MAX, FP8_MAX)
     with np.errstate(over="ignore"):
         return x.astype(dtype)

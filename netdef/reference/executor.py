@@ -14,6 +14,7 @@ from netdef.reference.dtypes import is_float, numpy_dtype, round_to
 from netdef.reference.node import Node, Unsupported
 from netdef.reference.readback import layer_type, tensor_shape
 from netdef.reference.registry import lookup
+from netdef.tensorspec import TensorSpec, match_inputs, shape_text
 
 
 @dataclass
@@ -28,28 +29,6 @@ class Result:
     outputs: dict[str, np.ndarray]
     tensors: dict[str, np.ndarray] = field(default_factory=dict)
     layers: dict[str, list[np.ndarray]] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class InputSpec:
-    """A network input as declared: ``-1`` in ``shape`` matches any length."""
-
-    name: str
-    shape: tuple[int, ...]
-    dtype: np.dtype
-
-    def problems(self, array: np.ndarray) -> list[str]:
-        found = []
-        if array.dtype != self.dtype:
-            found.append(f"input '{self.name}': expected dtype {self.dtype}, got {array.dtype}")
-        rank_ok = array.ndim == len(self.shape)
-        if not rank_ok or any(d != -1 and d != a for d, a in zip(self.shape, array.shape, strict=False)):
-            found.append(f"input '{self.name}': expected shape {_shape_text(self.shape)}, got {array.shape}")
-        return found
-
-
-def _shape_text(shape: tuple[int, ...]) -> str:
-    return "(" + ", ".join("?" if d == -1 else str(d) for d in shape) + (",)" if len(shape) == 1 else ")")
 
 
 class ReferenceExecutor:
@@ -86,32 +65,13 @@ class ReferenceExecutor:
         self._last_use = _last_uses(self.nodes, self.output_names)
 
     @staticmethod
-    def _input_spec(tensor) -> InputSpec:
-        return InputSpec(tensor.name, tensor_shape(tensor) or (), numpy_dtype(tensor.dtype))
+    def _input_spec(tensor) -> TensorSpec:
+        return TensorSpec(tensor.name, "input", tensor_shape(tensor) or (), numpy_dtype(tensor.dtype))
 
     def check_inputs(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """The given arrays as NumPy arrays, or :class:`NetworkInputError` listing every problem."""
-        problems = []
-        arrays = {}
-        declared = {spec.name for spec in self.inputs}
-        missing = [spec.name for spec in self.inputs if spec.name not in inputs]
-        if missing:
-            problems.append("missing inputs: " + ", ".join(f"'{name}'" for name in missing))
-        unknown = [name for name in inputs if name not in declared]
-        if unknown:
-            problems.append(
-                "unknown inputs: "
-                + ", ".join(f"'{name}'" for name in unknown)
-                + f" (the network's inputs are {sorted(declared)})"
-            )
-        for spec in self.inputs:
-            if spec.name in inputs:
-                array = np.asarray(inputs[spec.name])
-                problems.extend(spec.problems(array))
-                arrays[spec.name] = array
-        if problems:
-            raise NetworkInputError("; ".join(problems))
-        return arrays
+        """The given arrays as NumPy arrays of exactly the declared dtypes and shapes, or one
+        :class:`NetworkInputError` listing every problem."""
+        return match_inputs(self.inputs, inputs, casting="no")
 
     def run(self, inputs: Mapping[str, np.ndarray], *, capture: bool = False) -> Result:
         """Compute the network's outputs (and, with ``capture``, every tensor) from ``inputs``."""
@@ -204,7 +164,7 @@ class ReferenceExecutor:
         ):
             raise LayerExecutionError(
                 f"{_where(node)} output {index} '{node.outputs[index]}': computed shape {array.shape}, "
-                f"TensorRT infers {_shape_text(expected)}"
+                f"TensorRT infers {shape_text(expected)}"
             )
         return array
 

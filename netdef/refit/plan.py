@@ -106,15 +106,9 @@ class RefitPlan:
 
 def to_torch(array: np.ndarray, device: str = "cuda") -> Any:
     """A torch tensor with ``array``'s bytes on ``device``; bfloat16 (ml_dtypes) goes through an int16 view."""
-    import torch
+    from netdef.dtypes import numpy_to_torch
 
-    from netdef.dtypes import bfloat16
-
-    if array.dtype == bfloat16:
-        tensor = torch.from_numpy(np.ascontiguousarray(array).view(np.int16)).view(torch.bfloat16)
-    else:
-        tensor = torch.from_numpy(np.ascontiguousarray(array))
-    return tensor.to(device).contiguous()
+    return numpy_to_torch(np.ascontiguousarray(array)).to(device).contiguous()
 
 
 # --------------------------------------------------------------------------- planning
@@ -127,12 +121,15 @@ def engine_metadata(engine: Engine | Mapping[str, Any]) -> dict[str, Any]:
 
 def refit_plan(
     engine: Engine | Mapping[str, Any],
-    checkpoint: CheckpointLike,
+    checkpoint: CheckpointLike | None,
     *,
     strict: bool = False,
     engine_source: str | None = None,
 ) -> RefitPlan:
     """Recompute every weight of ``engine`` from ``checkpoint`` by defining its network again.
+
+    ``checkpoint=None`` takes the checkpoint the engine records, refused when it has changed since
+    the build (its fingerprint).
 
     Uses the metadata only (the definition record, ``weights``), so it runs on the CPU and the
     engine need not be refittable. Raises one :class:`RefitError` listing every problem: a definition
@@ -227,7 +224,7 @@ def _compare(meta: dict[str, Any], network: Any) -> list[str]:
     return problems
 
 
-def _as_checkpoint(checkpoint: CheckpointLike) -> Checkpoint | Mapping[str, np.ndarray] | str | Path:
+def _as_checkpoint(checkpoint: CheckpointLike | None) -> Checkpoint | Mapping[str, np.ndarray] | str | Path | None:
     """Plain mappings become a :class:`Checkpoint`; a path is read by :func:`redefine`."""
     if isinstance(checkpoint, Mapping) and not isinstance(checkpoint, Checkpoint):
         return Checkpoint(checkpoint)
@@ -250,6 +247,8 @@ def _describe_array(array: np.ndarray) -> str:
 
 def _raise(problems: list[str], where: str, checkpoint: Any) -> NoReturn:
     source = checkpoint.source if isinstance(checkpoint, Checkpoint) else checkpoint
+    if source is None:
+        source = "the checkpoint it records"
     if isinstance(source, Mapping):
         source = "<in-memory checkpoint>"
     raise RefitError(f"cannot refit {where} from {source}; the engine was not touched", problems)

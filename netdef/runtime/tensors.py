@@ -9,21 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from netdef.weights.dtypes import bfloat16
-
-_TORCH_NAMES = {
-    np.dtype(np.float32): "float32",
-    np.dtype(np.float16): "float16",
-    bfloat16: "bfloat16",
-    np.dtype(np.float64): "float64",
-    np.dtype(np.int8): "int8",
-    np.dtype(np.uint8): "uint8",
-    np.dtype(np.int16): "int16",
-    np.dtype(np.int32): "int32",
-    np.dtype(np.int64): "int64",
-    np.dtype(np.bool_): "bool",
-}
-_NUMPY_BY_TORCH_NAME = {v: k for k, v in _TORCH_NAMES.items()}
+from netdef import dtypes
 
 
 def is_torch(x: Any) -> bool:
@@ -31,24 +17,10 @@ def is_torch(x: Any) -> bool:
     return type(x).__module__.partition(".")[0] == "torch" and hasattr(x, "data_ptr")
 
 
-def torch_dtype(dtype: Any) -> Any:
-    """The ``torch.dtype`` of a NumPy dtype (bfloat16 from ml_dtypes included)."""
-    import torch
-
-    try:
-        return getattr(torch, _TORCH_NAMES[np.dtype(dtype)])
-    except KeyError:
-        raise ValueError(f"dtype {dtype} has no PyTorch equivalent") from None
-
-
 def numpy_dtype_of(x: Any) -> np.dtype:
     """The NumPy dtype of a NumPy array, a torch tensor, or anything ``np.asarray`` accepts."""
     if is_torch(x):
-        name = str(x.dtype).removeprefix("torch.")
-        try:
-            return _NUMPY_BY_TORCH_NAME[name]
-        except KeyError:
-            raise ValueError(f"torch dtype {x.dtype} has no NumPy equivalent in netdef") from None
+        return dtypes.numpy_dtype(x.dtype)
     if isinstance(x, np.ndarray):
         return x.dtype
     return np.asarray(x).dtype
@@ -71,22 +43,9 @@ def to_numpy(x: Any, dtype: Any = None) -> np.ndarray:
         x = x.detach()
         if x.device.type != "cpu":
             x = x.cpu()
-        if str(x.dtype) == "torch.bfloat16":  # NumPy has no bfloat16: go through the bits
-            x = x.view(_torch().int16).numpy().view(bfloat16)
-        else:
-            x = x.numpy()
+        x = dtypes.torch_to_numpy(x)
     return np.ascontiguousarray(x, dtype=dtype)
 
 
-def from_numpy(array: np.ndarray) -> Any:
-    """A torch CPU tensor sharing ``array``'s memory (bfloat16 included)."""
-    torch = _torch()
-    if array.dtype == bfloat16:
-        return torch.from_numpy(array.view(np.int16)).view(torch.bfloat16)
-    return torch.from_numpy(array)
-
-
-def _torch() -> Any:
-    import torch
-
-    return torch
+from_numpy = dtypes.numpy_to_torch
+torch_dtype = dtypes.torch_dtype

@@ -98,12 +98,11 @@ class Checkpoint(Mapping[str, np.ndarray]):
 
     def missing_error(self, missing: Iterable[str]) -> CheckpointError:
         missing = list(missing)
-        lines = [f"{self.source}: missing {len(missing)} weight(s):"]
+        problems = []
         for name in missing:
             near = self.closest(name)
-            hint = f" (closest: {', '.join(near)})" if near else ""
-            lines.append(f"  - {name}{hint}")
-        return CheckpointError("\n".join(lines))
+            problems.append(name + (f" (closest: {', '.join(near)})" if near else ""))
+        return CheckpointError(f"{self.source}: missing {len(missing)} weight(s)", problems)
 
 
 def _read_only_view(array: np.ndarray) -> np.ndarray:

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from netdef.dtypes import is_float, parse_float
 from netdef.errors import CheckpointError
 from netdef.weights.checkpoint import Checkpoint
-from netdef.weights.dtypes import is_floating, parse_dtype
 from netdef.weights.rename import RuleLike, make_rules, rename_tensors
 
 OUTPUT_SUFFIXES = (".safetensors", ".npz", ".wts")
@@ -44,10 +44,10 @@ def cast_tensors(tensors: Mapping[str, np.ndarray], dtype: str | np.dtype, sourc
 
     Raises one :class:`CheckpointError` listing every tensor whose finite values would overflow.
     """
-    target = parse_dtype(dtype) if isinstance(dtype, str) else np.dtype(dtype)
+    target = parse_float(dtype) if isinstance(dtype, str) else np.dtype(dtype)
     out, problems = {}, []
     for name, array in tensors.items():
-        if not is_floating(array.dtype) or array.dtype == target:
+        if not is_float(array.dtype) or array.dtype == target:
             out[name] = array
             continue
         with np.errstate(over="ignore"):  # overflow is counted and reported below
@@ -61,7 +61,7 @@ def cast_tensors(tensors: Mapping[str, np.ndarray], dtype: str | np.dtype, sourc
         out[name] = cast
     if problems:
         where = f"{source}: " if source else ""
-        raise CheckpointError("\n".join([f"{where}cannot cast to {target.name}:", *(f"  - {p}" for p in problems)]))
+        raise CheckpointError(f"{where}cannot cast to {target.name}", problems)
     return out
 
 
@@ -85,7 +85,7 @@ def reshape_like(
             problems.append(f"tensor {name!r}: {array.size} values cannot take shape {tuple(shape)}")
     if problems:
         where = f"{source}: " if source else ""
-        raise CheckpointError("\n".join([f"{where}cannot reshape:", *(f"  - {p}" for p in problems)]))
+        raise CheckpointError(f"{where}cannot reshape", problems)
     return out, reshaped
 
 
@@ -143,7 +143,7 @@ def convert(
         raise CheckpointError(f"{destination}: output must end in one of {', '.join(OUTPUT_SUFFIXES)}")
     if destination.exists() and source.exists() and destination.resolve() == source.resolve():
         raise CheckpointError(f"{destination}: the output would overwrite the input; choose another file")
-    if destination.suffix.lower() == ".wts" and dtype is not None and parse_dtype(dtype) != np.float32:
+    if destination.suffix.lower() == ".wts" and dtype is not None and parse_float(dtype) != np.float32:
         raise CheckpointError(f"{destination}: .wts stores float32 only; drop --dtype {dtype} or write .safetensors")
     checkpoint = Checkpoint.load(source)
     made = make_rules(rules, strip_prefixes)

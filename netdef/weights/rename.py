@@ -138,5 +138,4 @@ def _check(mapping: dict[str, str], rules: list[Rule], source: str) -> None:
     if problems:
         applied = "; ".join(r.text for r in rules)
         where = f"{source}: " if source else ""
-        lines = [f"{where}renaming ({applied}) gives {len(problems)} clash(es):", *(f"  - {p}" for p in problems)]
-        raise CheckpointError("\n".join(lines))
+        raise CheckpointError(f"{where}renaming ({applied}) gives {len(problems)} clash(es)", problems)

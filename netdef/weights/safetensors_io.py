@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from netdef import dtypes
 from netdef.errors import CheckpointError
-from netdef.weights.dtypes import numpy_dtype_for_safetensors, safetensors_dtype_name
 from netdef.weights.formats import register_reader
 
 _HEADER_LIMIT = 100 * 1024 * 1024
@@ -51,7 +51,7 @@ def read_safetensors(path: Path) -> dict[str, np.ndarray]:
         count = int(np.prod(shape, dtype=np.int64))
         tensors[name] = np.frombuffer(buffer, dtype=dtype, count=count, offset=data_start + begin).reshape(shape)
     if problems:
-        raise CheckpointError("\n".join([f"{path}: corrupt safetensors header:", *(f"  - {p}" for p in problems)]))
+        raise CheckpointError(f"{path}: corrupt safetensors header", problems)
     return tensors
 
 
@@ -69,7 +69,9 @@ def _entry(name: str, info: object, data_bytes: int) -> tuple[np.dtype, tuple[in
         raise CheckpointError(f"tensor {name!r}: shape {shape!r} is not a list of non-negative integers")
     if not naturals(offsets, 2) or offsets[0] > offsets[1]:
         raise CheckpointError(f"tensor {name!r}: data_offsets {offsets!r} are not [begin, end] with begin <= end")
-    dtype = numpy_dtype_for_safetensors(str(info["dtype"]), f"tensor {name!r}")
+    dtype = dtypes.from_safetensors(str(info["dtype"]))
+    if dtype is None:
+        raise CheckpointError(f"tensor {name!r}: unsupported safetensors dtype {info['dtype']!r}")
     begin, end = offsets
     expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if end - begin != expected or end > data_bytes:
@@ -91,8 +93,11 @@ def write_safetensors(
     arrays = []
     for name, array in tensors.items():
         array = np.asarray(array, order="C")  # (np.ascontiguousarray would store a 0-d array as shape [1])
+        code = dtypes.safetensors_code(array.dtype)
+        if code is None:
+            raise CheckpointError(f"tensor {name!r}: dtype {array.dtype} cannot be stored in safetensors")
         header[name] = {
-            "dtype": safetensors_dtype_name(array.dtype, name),
+            "dtype": code,
             "shape": list(array.shape),
             "data_offsets": [offset, offset + array.nbytes],
         }

@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from netdef import dtypes
 from netdef.errors import CheckpointError
-from netdef.weights.dtypes import bfloat16, float8_e4m3fn, float8_e5m2
 from netdef.weights.formats import register_reader
 from netdef.weights.ultralytics_pickle import module_record, pickled_model
 
@@ -69,54 +69,20 @@ class _Fallback(Exception):
     """Valid, perhaps, but not something the torch-free reader handles: torch.load decides."""
 
 
-_STORAGE_DTYPES = {
-    "FloatStorage": np.dtype(np.float32),
-    "DoubleStorage": np.dtype(np.float64),
-    "HalfStorage": np.dtype(np.float16),
-    "BFloat16Storage": np.dtype(bfloat16),
-    "LongStorage": np.dtype(np.int64),
-    "IntStorage": np.dtype(np.int32),
-    "ShortStorage": np.dtype(np.int16),
-    "CharStorage": np.dtype(np.int8),
-    "ByteStorage": np.dtype(np.uint8),
-    "BoolStorage": np.dtype(np.bool_),
-    "ComplexFloatStorage": np.dtype(np.complex64),
-    "ComplexDoubleStorage": np.dtype(np.complex128),
-}
-_TORCH_DTYPES = {  # torch.<name> as written for _rebuild_tensor_v3 (dtypes without a legacy storage class)
-    "float32": np.dtype(np.float32),
-    "float64": np.dtype(np.float64),
-    "float16": np.dtype(np.float16),
-    "bfloat16": np.dtype(bfloat16),
-    "float8_e4m3fn": np.dtype(float8_e4m3fn),
-    "float8_e5m2": np.dtype(float8_e5m2),
-    "int64": np.dtype(np.int64),
-    "int32": np.dtype(np.int32),
-    "int16": np.dtype(np.int16),
-    "int8": np.dtype(np.int8),
-    "uint8": np.dtype(np.uint8),
-    "uint16": np.dtype(np.uint16),
-    "uint32": np.dtype(np.uint32),
-    "uint64": np.dtype(np.uint64),
-    "bool": np.dtype(np.bool_),
-    "complex64": np.dtype(np.complex64),
-    "complex128": np.dtype(np.complex128),
-}
-
-
 class _StorageType:
     """Stands in for ``torch.FloatStorage`` & co. (``UntypedStorage``: bytes, typed by the tensor)."""
 
     def __init__(self, name: str):
         self.name = name
-        self.dtype = np.dtype(np.uint8) if name == "UntypedStorage" else _STORAGE_DTYPES[name]
+        typed = dtypes.from_storage(name)  # None for UntypedStorage: bytes
+        self.dtype: np.dtype = np.dtype(np.uint8) if typed is None else typed
 
 
 class _Dtype:
     """Stands in for a ``torch.<dtype>`` global."""
 
     def __init__(self, name: str):
-        self.dtype = _TORCH_DTYPES[name]
+        self.dtype = dtypes.from_torch_name(name)
 
 
 def read_torch_zip(path: Path) -> Any:
@@ -176,11 +142,11 @@ class _TensorUnpickler(pickle.Unpickler):
         allowed = _ALLOWED.get(f"{module}.{name}")
         if allowed is not None:
             return allowed
-        if module == "torch" and name in _STORAGE_DTYPES:
+        if module == "torch" and dtypes.from_storage(name) is not None:
             return _StorageType(name)
         if module == "torch.storage" and name == "UntypedStorage":
             return _StorageType(name)
-        if module == "torch" and name in _TORCH_DTYPES:
+        if module == "torch" and dtypes.from_torch_name(name) is not None:
             return _Dtype(name)
         record = module_record(module, name)  # ultralytics.* / torch.nn.modules.* classes: inert, never imported
         if record is not None:
@@ -320,9 +286,9 @@ def _read_with_torch(path: Path) -> dict[str, np.ndarray]:
         try:
             arrays[name] = _to_numpy(tensor, torch)
         except (TypeError, RuntimeError):
-            problems.append(f"  - {name}: dtype {tensor.dtype} has no NumPy equivalent in netdef")
+            problems.append(f"{name}: dtype {tensor.dtype} has no NumPy equivalent in netdef")
     if problems:
-        raise CheckpointError("\n".join([f"{path}: {len(problems)} tensor(s) cannot be read:", *problems]))
+        raise CheckpointError(f"{path}: {len(problems)} tensor(s) cannot be read", problems)
     return arrays
 
 
@@ -354,10 +320,4 @@ def _find_state_dict(obj: Any, is_tensor: Callable[[Any], bool]) -> Mapping[str,
 
 
 def _to_numpy(tensor: Any, torch: Any) -> np.ndarray:
-    tensor = tensor.detach().contiguous()
-    if tensor.dtype == torch.bfloat16:
-        return tensor.view(torch.int16).numpy().view(bfloat16)
-    float8 = {getattr(torch, "float8_e4m3fn", None): float8_e4m3fn, getattr(torch, "float8_e5m2", None): float8_e5m2}
-    if tensor.dtype in float8:
-        return tensor.view(torch.uint8).numpy().view(float8[tensor.dtype])
-    return tensor.numpy()
+    return dtypes.torch_to_numpy(tensor.detach().contiguous())
