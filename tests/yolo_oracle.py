@@ -75,8 +75,8 @@ def oracle_model(cfg: str, images: np.ndarray, seed: int = 0, candidates: int = 
         heads = [branch[-1] for branch in model.model[-1].cv3]
         for head in heads:
             head.bias.zero_()
-        scores = model(torch.from_numpy(images))[0][:, 4:].clamp(1e-7, 1 - 1e-7)
-        best = torch.logit(scores).amax(1).flatten().sort(descending=True).values.double()
+        logits = model(torch.from_numpy(images))[1]["scores"]  # the class branch before the sigmoid: (B, nc, A)
+        best = logits.amax(1).flatten().sort(descending=True).values.double()
         # The conf threshold goes in the widest gap between the ~candidates best logits, so no box scores within
         # rounding error of it (a box at 0.25 +- 1e-7 would be kept by one implementation and not the other).
         lo, hi = int(candidates * len(images) * 0.8), int(candidates * len(images) * 1.2)
