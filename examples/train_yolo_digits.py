@@ -125,15 +125,19 @@ def write_dataset(root: Path, n_train: int, n_val: int, seed: int) -> Path:
     return data
 
 
-def write_sample_image(path: Path, seed: int) -> None:
-    """One held-out composite as the demo image (digits from the held-out pool)."""
-    from PIL import Image
+def sample_scene(seed: int) -> tuple[np.ndarray, list[tuple[int, float, float, float, float]]]:
+    """The demo image, a held-out composite (digits from the held-out pool), and its labels."""
     from sklearn.datasets import load_sample_image
 
     photos = [load_sample_image(name) for name in SAMPLE_PHOTOS]
     _, (scans, labels) = digit_pools(seed)
-    image, _ = compose(photos, scans, labels, np.random.default_rng(seed + 1000))
-    Image.fromarray(image).save(path)
+    return compose(photos, scans, labels, np.random.default_rng(seed + 1000))
+
+
+def write_sample_image(path: Path, seed: int) -> None:
+    from PIL import Image
+
+    Image.fromarray(sample_scene(seed)[0]).save(path)
 
 
 # ---------------------------------------------------------------------------- training
