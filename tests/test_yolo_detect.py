@@ -49,7 +49,9 @@ def _iou(a, b):
     return inter / (np.prod(a[2:] - a[:2]) + np.prod(b[2:] - b[:2]) - inter)
 
 
-@pytest.mark.parametrize("size", [640, 320, 256])
+@pytest.mark.parametrize(
+    "size", [320, pytest.param(640, marks=pytest.mark.slow), pytest.param(256, marks=pytest.mark.slow)]
+)
 def test_letterbox_matches_ultralytics(size):
     """Same resized size, padding and placement as Ultralytics' LetterBox; pixels within 1 grey level."""
     try:
