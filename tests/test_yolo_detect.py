@@ -71,3 +71,36 @@ def test_letterbox_matches_ultralytics(size):
         assert (expected[:top] == 114).all() and (boxed.image[:top] == 114).all()
         corner = scale_boxes(np.array([[left, top, size - left, size - top]], np.float32), boxed)
         np.testing.assert_allclose(corner, [[0, 0, image.shape[1], image.shape[0]]], atol=1.0)
+
+
+@pytest.mark.slow
+def test_fp16_detections_agree_with_fp32_on_the_trained_detector():
+    """The shipped detector in fp16 (decoding and NMS in fp32) finds >= 95% of its fp32 boxes (IoU >= 0.99, same
+    class) on held-out scenes. (A network with random weights is chaotic enough that fp16 moves its boxes by
+    tens of pixels, so trained weights are the meaningful check.)"""
+    import architectures  # noqa: F401
+    from netdef.definition import get
+    from netdef.reference import run
+    from netdef.runtime.detection import to_input
+    from netdef.weights import Checkpoint
+
+    script = _training_script()
+    scenes = [letterbox(script.sample_scene(seed)[0], 320) for seed in range(1, 5)]
+    inputs = {"input": to_input(scenes)}
+    checkpoint = Checkpoint.load(REPO / "weights" / "yolov8n_digits.safetensors")
+    results = {}
+    for precision in ("fp32", "fp16"):
+        net = get("yolov8n").build_network(checkpoint, precision=precision, batch=-1, input_shape=(3, 320, 320))
+        results[precision] = run(net.trt_network, inputs).outputs
+    matched = total = 0
+    for i in range(len(scenes)):
+        a, b = results["fp32"], results["fp16"]
+        n, m = int(a["num_dets"][i, 0]), int(b["num_dets"][i, 0])
+        for box, cls in zip(a["boxes"][i, :n], a["classes"][i, :n], strict=True):
+            total += 1
+            matched += any(
+                _iou(box, other) >= 0.99 and c == cls
+                for other, c in zip(b["boxes"][i, :m], b["classes"][i, :m], strict=True)
+            )
+    print(f"fp16 found {matched} of {total} fp32 boxes")
+    assert total >= 12 and matched / total >= 0.95
