@@ -291,7 +291,8 @@ def define_from_config(net: Network, x: Tensor, config: dict[str, Any], scale: s
                     if module == "C3k2" and scale in ("m", "l", "x"):
                         args[2:3] = [True]  # c3k for the larger scales, as Ultralytics' parser sets it
                     if module == "SPPF":  # rows without n/shortcut (v5, v8, 11) activate cv1
-                        y = SPPF(net, inputs[0], *args, cv1_act=len(args) <= 2)
+                        full = [*args, *[5, 3, False][len(args) - 1 :]]  # c2, k, n, shortcut with SPPF's defaults
+                        y = SPPF(net, inputs[0], full[0], full[1], full[2], full[3], cv1_act=len(args) <= 2)
                     else:
                         y = _repeat(net, _MODULES[module], inputs[0], args, repeats)
                 elif module == "Concat":

@@ -98,8 +98,10 @@ def detections(
         scores, classes = np.asarray(outputs["scores"])[i, :n], np.asarray(outputs["classes"])[i, :n]
         found.append(
             [
-                Detection(tuple(float(v) for v in box), float(s), int(c), names.get(int(c), str(int(c))))
-                for box, s, c in zip(boxes, scores, classes, strict=True)
+                Detection(
+                    (float(x1), float(y1), float(x2), float(y2)), float(s), int(c), names.get(int(c), str(int(c)))
+                )
+                for (x1, y1, x2, y2), s, c in zip(boxes, scores, classes, strict=True)
             ]
         )
     return found
