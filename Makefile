@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STUBS := $(VENV)/tensorrt-stubs
 TORCH_CPU := torch==2.13.0 torchvision==0.28.0
 
-.PHONY: install demo test test-all lint bench clean
+.PHONY: install demo demo-detect test test-all lint bench clean
 
 install: $(VENV)/.installed
 
@@ -24,6 +24,11 @@ $(VENV)/.installed: pyproject.toml
 demo: install
 	$(BIN)/netdef build lenet --weights weights/lenet_digits.safetensors --precision fp16 --batch 1:8:64 -o out/lenet.engine
 	$(BIN)/netdef info out/lenet.engine
+
+# The shipped digits detector on the shipped held-out image (the reference executor on the CPU,
+# TensorRT where a supported GPU is present): boxes drawn to out/detect/digits_scene.png.
+demo-detect: install
+	$(BIN)/netdef detect yolov8n -w weights/yolov8n_digits.safetensors weights/digits_scene.png --imgsz 320 -o out/detect
 
 test: install
 	$(BIN)/ruff check netdef architectures tests examples benchmarks

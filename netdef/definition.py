@@ -133,12 +133,17 @@ class Architecture:
         shape = (batch, *(self.input_shape if input_shape is None else tuple(int(d) for d in input_shape)))
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # reported as problems
             y = self.define(net, net.input(self.input_name, shape), **options)
-        tensors = tuple(y) if isinstance(y, (tuple, list)) else (y,)
-        if len(tensors) != len(self.outputs):
-            raise DefinitionError(
-                f"architecture {self.name!r} returned {len(tensors)} tensor(s), it registered outputs {self.outputs}"
-            )
-        for tensor, name in zip(tensors, self.outputs, strict=True):
+        if isinstance(y, Mapping):  # outputs named by the definition itself (they may depend on its options)
+            named = list(y.items())
+        else:
+            tensors = tuple(y) if isinstance(y, (tuple, list)) else (y,)
+            if len(tensors) != len(self.outputs):
+                raise DefinitionError(
+                    f"architecture {self.name!r} returned {len(tensors)} tensor(s), "
+                    f"it registered outputs {self.outputs}"
+                )
+            named = list(zip(self.outputs, tensors, strict=True))
+        for name, tensor in named:
             net.output(tensor, name)
         net.definition = DefinitionRecord.of(self, options, {self.input_name: list(shape)}, net, ckpt, calibration)
         if check:
@@ -222,6 +227,8 @@ def register(
     family: str | None = None,
 ) -> Callable[[Definition], Definition]:
     """Register ``define(net, x, **options) -> output tensor(s)`` as architecture ``name``.
+
+    ``define`` may also return ``{output name: tensor}`` when its outputs depend on its options.
 
     Keyword parameters with defaults become its options; the docstring's first line its description;
     ``family`` defaults to the defining module's short name.

@@ -7,6 +7,7 @@ import sys
 
 try:
     import netdef.cli.cache_cmds  # noqa: F401  (registers commands)
+    import netdef.cli.detect_cmds  # noqa: F401  (registers commands)
     import netdef.cli.inspect_cmds  # noqa: F401  (registers commands)
     import netdef.cli.int8_cmds  # noqa: F401  (registers commands)
     import netdef.cli.reference_cmds  # noqa: F401  (registers commands)

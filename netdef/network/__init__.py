@@ -4,6 +4,7 @@ from typing import TYPE_CHECKING
 
 from netdef.dtypes import dtype_name, numpy_dtype, trt_dtype
 from netdef.network.core import NetworkCore, Tensor
+from netdef.network.detection import DetectionOps
 from netdef.network.layers import LayersMixin, num_parameters
 from netdef.network.native import Conditional, Loop, NativeOps
 from netdef.network.precision import PRECISIONS, Precision, precision
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
     from netdef.definition import DefinitionRecord
 
 
-class Network(VisionMixin, WindowOps, TransformerMixin, NativeOps, LayersMixin, QuantizationMixin):
+class Network(VisionMixin, WindowOps, TransformerMixin, DetectionOps, NativeOps, LayersMixin, QuantizationMixin):
     """A TensorRT network definition built layer by layer from a checkpoint.
 
     >>> net = Network(checkpoint, precision="fp16")

@@ -41,7 +41,7 @@ def resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         raise ValueError(f"resize: size must be positive, got {size}")
     h, w = image.shape[-3], image.shape[-2]
     rows, cols = bilinear_matrix(h, height), bilinear_matrix(w, width)
-    return np.einsum("ih,...hwc,jw->...ijc", rows, image.astype(np.float64), cols)
+    return np.einsum("ih,...hwc,jw->...ijc", rows, image.astype(np.float64), cols, optimize=True)  # two products
 
 
 def shorter_side_size(h: int, w: int, shorter: int) -> tuple[int, int]:

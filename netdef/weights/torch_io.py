@@ -33,6 +33,7 @@ import numpy as np
 from netdef import dtypes
 from netdef.errors import CheckpointError
 from netdef.weights.formats import register_reader
+from netdef.weights.ultralytics_pickle import module_record, pickled_model
 
 _MAX_DIMS = 32
 _MAX_NESTING = 8
@@ -46,15 +47,16 @@ def read_torch(path: Path) -> dict[str, np.ndarray]:
     except _Refused as exc:
         raise CheckpointError(f"{path}: refused: {exc}") from None
     except UnsafeGlobalError as exc:
-        if not _torch_available():  # torch would refuse it too: say so without it
+        if not _torch_available() or exc.in_pickled_module:  # torch would refuse it too: say so without it
             raise _refusal(path, str(exc)) from None
         obj = None
     except Exception:  # noqa: BLE001 - anything unusual is torch.load's to read (or to explain)
         obj = None
     if obj is None:
         return _read_with_torch(path)
-    state = _find_state_dict(obj, lambda v: isinstance(v, np.ndarray))
-    if state is None:
+    model = pickled_model(obj)  # a whole pickled nn.Module (Ultralytics' checkpoints), read as inert records
+    state = model.state_dict() if model is not None else _find_state_dict(obj, lambda v: isinstance(v, np.ndarray))
+    if not state:
         raise CheckpointError(f"{path}: no tensors found (top-level type {type(obj).__name__})")
     return dict(state)
 
@@ -64,6 +66,9 @@ def read_torch(path: Path) -> dict[str, np.ndarray]:
 
 class UnsafeGlobalError(pickle.UnpicklingError):
     """The pickle names a global outside netdef's allow-list (it was not imported)."""
+
+    in_pickled_module = False
+    """Found in a pickled model (read as inert records so far), which torch.load(weights_only) refuses anyway."""
 
 
 class _Fallback(Exception):
@@ -194,7 +199,13 @@ class _TensorUnpickler(pickle.Unpickler):
             return _StorageType(name)
         if module == "torch" and dtypes.from_torch_name(name) is not None:
             return _Dtype(name)
-        raise UnsafeGlobalError(f"Unsupported global: GLOBAL {module}.{name} is not a plain tensor type")
+        record = module_record(module, name)  # ultralytics.* / torch.nn.modules.* classes: inert, never imported
+        if record is not None:
+            self._records_seen = True
+            return record
+        error = UnsafeGlobalError(f"Unsupported global: GLOBAL {module}.{name} is not a plain tensor type")
+        error.in_pickled_module = getattr(self, "_records_seen", False)
+        raise error
 
     def persistent_load(self, pid: Any) -> Any:
         if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"):
