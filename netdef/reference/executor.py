@@ -41,6 +41,10 @@ class ReferenceExecutor:
     """
 
     def __init__(self, network):
+        # A netdef Network is kept alive with its definition: TensorRT's INetworkDefinition only points at
+        # the weights the Network owns, and cannot hold a Python reference to them itself.
+        self.owner = network if hasattr(network, "trt_network") else None
+        network = network.trt_network if self.owner is not None else network
         self.network = network
         self.inputs = [self._input_spec(network.get_input(i)) for i in range(network.num_inputs)]
         self.output_names = [network.get_output(i).name for i in range(network.num_outputs)]

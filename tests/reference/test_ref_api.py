@@ -190,3 +190,20 @@ def test_constant_outputs_cannot_corrupt_later_runs():
     with pytest.raises(ValueError):
         first[0] = 100.0
     np.testing.assert_array_equal(next(iter(executor.run({}).outputs.values())), [1.0, 2.0])
+
+
+def test_a_netdef_network_passed_directly_stays_alive_while_it_runs():
+    """``run(arch.build_network(...), x)``: nothing else holds the Network, whose weights TensorRT only points at."""
+    import gc
+
+    import architectures
+    from netdef.weights import Checkpoint
+
+    root = __import__("pathlib").Path(__file__).resolve().parents[2]
+    checkpoint = Checkpoint.load(root / "weights" / "lenet_digits.safetensors")
+    x = np.random.default_rng(0).random((2, 1, 28, 28), dtype=np.float32)
+    kept = architectures.get("lenet").build_network(checkpoint, batch=2)
+    expected = run(kept, {"input": x}).outputs["prob"]
+    executor = ReferenceExecutor(architectures.get("lenet").build_network(checkpoint, batch=2))
+    gc.collect()
+    np.testing.assert_array_equal(executor.run({"input": x}).outputs["prob"], expected)
