@@ -341,7 +341,7 @@ def standard_config(family: str) -> dict[str, Any]:
 
 def model_config(net: Network, family: str) -> dict[str, Any]:
     """The checkpoint's own YAML configuration when it carries one, else the family's standard table."""
-    from netdef.weights.ultralytics_pickle import read_model_config
+    from netdef.weights.ultralytics_config import read_model_config
 
     path = net.checkpoint.path
     config = read_model_config(path) if path is not None else None

@@ -169,7 +169,7 @@ sys.modules["ultralytics"] = None  # import ultralytics fails
 {block_torch}
 import numpy as np
 from netdef.weights import Checkpoint
-from netdef.weights.ultralytics_pickle import read_class_names, read_model_config
+from netdef.weights.ultralytics_config import read_class_names, read_model_config
 try:
     import ultralytics
     raise SystemExit("ultralytics was importable")

@@ -14,11 +14,13 @@ calls :func:`require_torchvision`, which skips with the reason when it is not in
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import sys
 import types
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 
@@ -37,6 +39,28 @@ def torchvision_models() -> types.ModuleType:
         package.__spec__ = spec
         sys.modules["torchvision"] = package
     return importlib.import_module("torchvision.models")
+
+
+def is_bare_package() -> bool:
+    """Whether ``sys.modules["torchvision"]`` is this module's stand-in (its compiled ops are absent)."""
+    loaded = sys.modules.get("torchvision")
+    return loaded is not None and not hasattr(loaded, "__version__")
+
+
+@contextlib.contextmanager
+def hidden_when_bare() -> Iterator[None]:
+    """Hide the stand-in from ``sys.modules`` for a while: code that calls ``torchvision.ops.nms`` when it sees
+    torchvision imported (Ultralytics' NMS does) then takes its own fallback, as it would without torchvision."""
+    if not is_bare_package():
+        yield
+        return
+    saved = {name: module for name, module in sys.modules.items() if name.split(".")[0] == "torchvision"}
+    for name in saved:
+        del sys.modules[name]
+    try:
+        yield
+    finally:
+        sys.modules.update(saved)
 
 
 def require_torchvision() -> types.ModuleType:

@@ -25,7 +25,16 @@ def ultralytics_modules():
         from ultralytics.utils.nms import non_max_suppression
     except ImportError as exc:  # pragma: no cover - depends on the machine
         pytest.skip(f"the ultralytics package (the test oracle) is not importable: {exc}")
-    return DetectionModel, non_max_suppression
+
+    def nms(*args, **kwargs):
+        # Ultralytics calls torchvision.ops.nms whenever torchvision is in sys.modules; tests/torchvision_models.py's
+        # stand-in has no compiled ops, so the oracle takes Ultralytics' own NMS, as it does without torchvision.
+        from torchvision_models import hidden_when_bare
+
+        with hidden_when_bare():
+            return non_max_suppression(*args, **kwargs)
+
+    return DetectionModel, nms
 
 
 def photos(size: int) -> np.ndarray:

@@ -12,7 +12,7 @@ from netdef.cli.app import app, console
 
 
 def _class_names(checkpoint: Path | None) -> dict[int, str]:
-    from netdef.weights.ultralytics_pickle import read_class_names
+    from netdef.weights.ultralytics_config import read_class_names
 
     return (read_class_names(checkpoint) if checkpoint is not None and checkpoint.is_file() else None) or {}
 

@@ -73,10 +73,12 @@ class WeightTable:
 
     # ------------------------------------------------------------------ reading the checkpoint
 
-    def read(self, key: str, shape: tuple[int, ...]) -> np.ndarray:
+    def read(self, key: str, shape: tuple[int, ...], *, index_buffer: bool = False) -> np.ndarray:
         """Checkpoint entry ``key`` (a full name) as float32 of ``shape``.
 
-        A flat entry with the right count is reshaped (``.wts`` files carry no shapes). A missing
+        Weights must be floating point; ``index_buffer`` also accepts integers (a buffer such as
+        ``relative_position_index`` that the architecture only checks). A flat entry with the right
+        count is reshaped (``.wts`` files carry no shapes). A missing
         or misshapen entry is recorded as a problem and replaced by zeros; NaN/Inf values are
         recorded as a problem too.
         """
@@ -89,7 +91,8 @@ class WeightTable:
             return np.zeros(shape, np.float32)
         self._used_keys.add(key)
         array = self.checkpoint[key]
-        not_float = _not_a_float_weight(key, array.dtype)
+        integer = index_buffer and np.dtype(array.dtype).kind in "iu"
+        not_float = None if integer else _not_a_float_weight(key, array.dtype)
         if not_float:
             self.problems.append(not_float)
             return np.zeros(shape, np.float32)

@@ -148,7 +148,7 @@ class WindowOps(NetworkCore):
             self.weight_table.expected[full] = tuple(computed.shape)
             return
         problems = len(self.problems)
-        stored = self.weight_table.read(full, tuple(computed.shape))  # (a wrong shape is a problem there)
+        stored = self.weight_table.read(full, tuple(computed.shape), index_buffer=True)  # a wrong shape: a problem
         if len(self.problems) == problems and not np.allclose(stored, computed, rtol=1e-6, atol=1e-6):
             self.problems.append(
                 f"buffer {full!r} differs from the one this architecture computes (another window size?)"
