@@ -96,8 +96,8 @@ def _register(name: str, patch_size: int, num_layers: int, num_heads: int, hidde
         f"ViT-{size}/{patch_size}: {patch_size}x{patch_size} patches, {num_layers} layers, {num_heads} heads, "
         f"hidden {hidden_dim}, MLP {mlp_dim} (sizes overridable)"
     )
-    size = 518 if name == "vit_h_14" else 224  # the crop size of torchvision's weights (SWAG: 518)
-    register(name, input_shape=(3, size, size), output="logits", description=description)(define)
+    crop = 518 if name == "vit_h_14" else 224  # the crop size of torchvision's weights (SWAG: 518)
+    register(name, input_shape=(3, crop, crop), output="logits", description=description)(define)
 
 
 _register("vit_b_16", 16, 12, 12, 768, 3072)

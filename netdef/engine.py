@@ -106,7 +106,9 @@ class Engine:
                 head += f.read(_HEADER.unpack_from(head)[2])
             metadata, _ = _parse_head(head, str(path))
             if verify_plan:
-                digest = hashlib.file_digest(f, "sha256")
+                digest = hashlib.sha256()
+                while chunk := f.read(1 << 22):
+                    digest.update(chunk)
                 _check_plan(f.tell() - len(head), digest.hexdigest(), metadata, str(path))
         return metadata
 

@@ -69,7 +69,9 @@ def _check(engine_file: Path, checkpoint: Path, strict: bool, old: Path | None) 
         old_source = old
     diffs: dict[str, float | None] = {}
     definition = engine.metadata.get("definition") or {}
-    unchanged = old is not None or changed_since(old_source, definition.get("checkpoint_fingerprint")) is None
+    unchanged = old_source is not None and (
+        old is not None or changed_since(old_source, definition.get("checkpoint_fingerprint")) is None
+    )
     if old_source is not None and unchanged and _same_contents(old_source, checkpoint):
         diffs = {w.name: 0.0 for w in plan}  # the same bytes define the same weights: no second definition
     elif old_source is not None:

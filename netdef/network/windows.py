@@ -12,7 +12,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from netdef.backend import trt
-from netdef.network.core import NetworkCore, Tensor
+from netdef.network.core import Tensor
+from netdef.network.transformer import TransformerMixin
 
 
 def relative_position_index(height: int, width: int) -> np.ndarray:
@@ -24,7 +25,9 @@ def relative_position_index(height: int, width: int) -> np.ndarray:
     return (relative[..., 0] + height - 1) * (2 * width - 1) + relative[..., 1] + width - 1
 
 
-class WindowOps(NetworkCore):
+class WindowOps(TransformerMixin):
+    """Shifted and partitioned windows (Swin, MaxViT): roll, padding, cropping, relative position bias."""
+
     def roll(self, x: Tensor, shifts: Sequence[int], dims: Sequence[int], *, name: str | None = None) -> Tensor:
         """``torch.roll(x, shifts, dims)``: element ``i`` moves to ``i + shift`` (cyclically), one gather per axis
         with the constant index ``(arange(n) - shift) % n``."""
