@@ -98,7 +98,7 @@ class EngineCache:
         fd, tmp = tempfile.mkstemp(prefix=f".{key[:16]}.", suffix=".tmp", dir=self.root)
         try:
             with os.fdopen(fd, "wb") as f:
-                f.write(engine.to_bytes())
+                engine.write_to(f)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, final)

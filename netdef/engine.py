@@ -22,11 +22,11 @@ import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from netdef.engine_schema import validate_metadata
 from netdef.errors import EngineFileError
-from netdef.fileio import open_regular_file, read_regular_file, write_bytes
+from netdef.fileio import atomic_write, open_regular_file, read_regular_file
 
 MAGIC = b"NETDEF\x89\n"
 FORMAT_VERSION = 2
@@ -74,18 +74,28 @@ class Engine:
 
     # ------------------------------------------------------------------ files
 
-    def to_bytes(self) -> bytes:
+    def head(self) -> bytes:
+        """The header and metadata that precede the plan in the file."""
         metadata = dict(self.metadata)
         metadata["plan_bytes"] = len(self.plan)
         metadata["plan_sha256"] = hashlib.sha256(self.plan).hexdigest()
         encoded = json.dumps(metadata, indent=1, sort_keys=True).encode()
-        header = _HEADER.pack(MAGIC, FORMAT_VERSION, len(encoded), hashlib.sha256(encoded).digest())
-        return header + encoded + self.plan
+        return _HEADER.pack(MAGIC, FORMAT_VERSION, len(encoded), hashlib.sha256(encoded).digest()) + encoded
+
+    def to_bytes(self) -> bytes:
+        return self.head() + self.plan
+
+    def write_to(self, f: IO[bytes]) -> None:
+        """Write the file's bytes to ``f`` without joining them (no second copy of a large plan)."""
+        f.write(self.head())
+        f.write(self.plan)
 
     def save(self, path: Path | str, inputs: Iterable[Path | str | None] = ()) -> Path:
         """Write atomically (see :mod:`netdef.fileio`): a failed or interrupted save leaves the old
         file, if any, as it was and no partial file behind; ``inputs`` may not be overwritten."""
-        return write_bytes(path, self.to_bytes(), inputs)
+        with atomic_write(path, inputs) as f:
+            self.write_to(f)
+        return Path(path)
 
     @classmethod
     def load(cls, path: Path | str) -> Engine:
