@@ -328,27 +328,6 @@ def markdown(results: dict, instant: dict, meta: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def machine_meta(runs: int) -> dict:
-    from importlib.metadata import version
-
-    cpu = next(
-        (
-            ln.split(":", 1)[1].strip()
-            for ln in Path("/proc/cpuinfo").read_text().splitlines()
-            if ln.startswith("model name")
-        ),
-        "?",
-    )
-    return {
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "machine": f"{cpu}, {os.cpu_count()} cores",
-        "backend": f"tensorrt_rtx {version('tensorrt_rtx')}",
-        "torch": version("torch").split("+")[0],
-        "runs": runs,
-        "load": " ".join(f"{x:.2f}" for x in os.getloadavg()),
-    }
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="LeNet, fp16, batch 1, 1 run; writes no file")
@@ -370,6 +349,8 @@ def main() -> None:
     models = ["lenet"] if args.quick else args.models.split(",")
     precisions, batches = (["fp16"], [1]) if args.quick else (["fp32", "fp16"], [1, 32])
     runs = 1 if args.quick else args.runs
+    from build_paths import machine_meta  # the same machine/version header as the stage benchmark
+
     meta = machine_meta(runs)
     configs = list(product(models, precisions, batches))
     with tempfile.TemporaryDirectory(prefix="netdef-cli-bench-") as tmp:

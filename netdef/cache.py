@@ -22,7 +22,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from typing import Any
 
 from netdef.engine import Engine
 from netdef.errors import EngineFileError
+from netdef.fileio import write_text
 
 log = logging.getLogger("netdef.cache")
 
@@ -92,20 +92,8 @@ class EngineCache:
         return engine
 
     def put(self, key: str, engine: Engine) -> Path:
-        """Store ``engine`` under ``key`` atomically; a concurrent writer of the same key is harmless."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        final = self.path(key)
-        fd, tmp = tempfile.mkstemp(prefix=f".{key[:16]}.", suffix=".tmp", dir=self.root)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                engine.write_to(f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, final)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return final
+        """Store ``engine`` under ``key`` (an atomic write: a concurrent writer of the same key is harmless)."""
+        return engine.save(self.path(key))
 
     def entries(self) -> list[CacheEntry]:
         """Every readable entry, most recently used first (unreadable ones are skipped with a warning)."""
@@ -113,7 +101,7 @@ class EngineCache:
         for path in self.root.glob(f"*{SUFFIX}") if self.root.is_dir() else ():
             try:
                 stat = path.stat()
-                metadata = _read_metadata(path)
+                metadata = Engine.read_metadata(path)
             except (OSError, EngineFileError, ValueError) as exc:
                 log.warning("skipping unreadable cache entry %s: %s", path.name, exc)
                 continue
@@ -169,20 +157,7 @@ class EngineCache:
         return memo if isinstance(memo, dict) else {}
 
     def _write_memo(self, memo: dict[str, Any]) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".fingerprints.", suffix=".tmp", dir=self.root)
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump(memo, f)
-            os.replace(tmp, self.root / _MEMO)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-
-
-def _read_metadata(path: Path) -> dict[str, Any]:
-    """An entry's metadata without reading its plan (for listing)."""
-    return Engine.read_metadata(path)
+        write_text(self.root / _MEMO, json.dumps(memo))
 
 
 # --------------------------------------------------------------------------- building through the cache
