@@ -199,9 +199,9 @@ def validate_metadata(metadata: Any, source: str) -> dict[str, Any]:
     """``metadata`` itself, or one :class:`EngineFileError` naming ``source`` and every bad field."""
     problems = metadata_problems(metadata)
     if problems:
-        lines = [f"{source}: invalid engine metadata ({len(problems)} problem(s)):"]
-        lines += [f"  - field {p}" for p in problems[:_MAX_LISTED]]
-        if len(problems) > _MAX_LISTED:
-            lines.append(f"  ... and {len(problems) - _MAX_LISTED} more")
-        raise EngineFileError("\n".join(lines))
+        raise EngineFileError(
+            f"{source}: invalid engine metadata ({len(problems)} problem(s))",
+            [f"field {p}" for p in problems],
+            limit=_MAX_LISTED,
+        )
     return metadata

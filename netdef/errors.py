@@ -10,18 +10,22 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 
-def format_problems(message: str, problems: Iterable[str]) -> str:
-    """``message`` followed by one indented ``- problem`` line per problem (just ``message`` when none)."""
-    lines = [f"  - {p}" for p in problems]
+def format_problems(message: str, problems: Iterable[str], limit: int | None = None) -> str:
+    """``message`` followed by one indented ``- problem`` line per problem (just ``message`` when none);
+    with ``limit``, the first ``limit`` problems and a line counting the rest."""
+    problems = list(problems)
+    lines = [f"  - {p}" for p in problems[:limit]]
+    if limit is not None and len(problems) > limit:
+        lines.append(f"  ... and {len(problems) - limit} more")
     return "\n".join([f"{message}:", *lines]) if lines else message
 
 
 class NetdefError(Exception):
     """Base class of all netdef errors; ``problems`` lists every reason found (may be empty)."""
 
-    def __init__(self, message: str = "", problems: Iterable[str] | None = None):
+    def __init__(self, message: str = "", problems: Iterable[str] | None = None, *, limit: int | None = None):
         self.problems: list[str] = list(problems or [])
-        super().__init__(format_problems(message, self.problems))
+        super().__init__(format_problems(message, self.problems, limit))
 
 
 class BackendNotFoundError(NetdefError, ImportError):

@@ -87,11 +87,7 @@ def read_npz_arrays(path: Path | str, error: type[NetdefError] = CheckpointError
             except _ARCHIVE_ERRORS as exc:
                 problems.append(f"member {name!r}: damaged ({_reason(exc)})")
     if problems:
-        lines = [f"{path}: not a readable .npz archive ({len(problems)} problem(s)):"]
-        lines += [f"  - {p}" for p in problems[:_MAX_LISTED]]
-        if len(problems) > _MAX_LISTED:
-            lines.append(f"  ... and {len(problems) - _MAX_LISTED} more")
-        raise error("\n".join(lines))
+        raise error(f"{path}: not a readable .npz archive ({len(problems)} problem(s))", problems, limit=_MAX_LISTED)
     return arrays
 
 

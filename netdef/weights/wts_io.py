@@ -206,11 +206,7 @@ def _show_words(words: list[str], indices: np.ndarray) -> str:
 
 def _error(path: Path, problems: list[str], verb: str = "not a valid") -> CheckpointError:
     what = "tensorrtx .wts file" if verb == "not a valid" else "it as a tensorrtx .wts file"
-    lines = [f"{path}: {verb} {what} ({len(problems)} problem(s)):"]
-    lines += [f"  - {p}" for p in problems[:_MAX_LISTED]]
-    if len(problems) > _MAX_LISTED:
-        lines.append(f"  ... and {len(problems) - _MAX_LISTED} more")
-    return CheckpointError("\n".join(lines))
+    return CheckpointError(f"{path}: {verb} {what} ({len(problems)} problem(s))", problems, limit=_MAX_LISTED)
 
 
 # ---------------------------------------------------------------------------- writing
