@@ -5,8 +5,8 @@ the plan: the definition record (architecture, options, input shapes, precision,
 calibration), a fingerprint of the weights, the build configuration, the backend and its version,
 and the target (the GPU's name and compute capability, or TensorRT-RTX's CPU target).
 
-- A lookup needs no checkpoint read and no network definition: the weights' fingerprint is a
-  BLAKE2b of the file, memoised in the cache directory by path, size, mtime and inode, so an
+- A lookup needs no checkpoint read and no network definition: the weights' fingerprint is an
+  XXH3-128 of the file, memoised in the cache directory by path, size, mtime and inode, so an
   unchanged 100 MB checkpoint is not read again.
 - Entries are verified on the way out by the engine file's own hashes; a corrupt entry is removed
   and reported, and the caller builds again.
@@ -140,7 +140,8 @@ class EngineCache:
         stamp = [stat.st_size, stat.st_mtime_ns, stat.st_ino]
         memo = self._read_memo()
         known = memo.get(str(path))
-        if known and known.get("stamp") == stamp and isinstance(known.get("fingerprint"), dict):
+        fresh = isinstance(known, dict) and known.get("stamp") == stamp and isinstance(known.get("fingerprint"), dict)
+        if fresh and fp.ALGORITHM in known["fingerprint"]:
             value = dict(known["fingerprint"])
             fp.remember(path, value)  # the engine's record reuses it instead of reading the file again
             return value
@@ -207,10 +208,10 @@ def definition_key_parts(
 
 
 def _source_digests(function: Any) -> dict[str, str]:
-    """BLAKE2b of the file defining ``function`` and of the other ``.py`` files in its package's folder."""
+    """The digest of the file defining ``function`` and of the other ``.py`` files in its package's folder."""
     import inspect
 
-    from netdef.weights.fingerprint import fingerprint
+    from netdef.weights.fingerprint import ALGORITHM, fingerprint
 
     try:
         source = Path(inspect.getsourcefile(function) or "")
@@ -221,7 +222,7 @@ def _source_digests(function: Any) -> dict[str, str]:
     files = [source]
     if (source.parent / "__init__.py").is_file():
         files = sorted(source.parent.glob("*.py"))
-    return {f.name: fingerprint(f)["blake2b"] for f in files}
+    return {f.name: fingerprint(f)[ALGORITHM] for f in files}
 
 
 def build_key_parts(definition: Mapping[str, Any], weights: Any, config: Any) -> dict[str, Any]:

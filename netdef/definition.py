@@ -411,7 +411,7 @@ class DefinitionRecord:
     checkpoint: str | None = None
     """The checkpoint's absolute path (None for an in-memory checkpoint)."""
     checkpoint_fingerprint: dict[str, Any] | None = None
-    """``{"size", "blake2b"}`` of the checkpoint file when the engine was built."""
+    """``{"size", "xxh3_128"}`` of the checkpoint file (``"blake2b"`` in older engines) when the engine was built."""
 
     @classmethod
     def of(
@@ -546,7 +546,7 @@ def redefine(
 
     ``engine_or_record``: an :class:`~netdef.Engine`, its metadata, or a record. Without ``checkpoint``
     the recorded checkpoint is used, and refused when it has changed since the engine was built (its
-    size and BLAKE2b fingerprint). With ``check=False`` weight problems stay in ``network.problems``.
+    size and digest). With ``check=False`` weight problems stay in ``network.problems``.
 
     Raises one :class:`DefinitionError` listing every reason it cannot: an ad hoc network, a definition
     that cannot be found, an unknown option, a checkpoint that is missing, unreadable or changed.

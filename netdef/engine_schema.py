@@ -173,7 +173,9 @@ SCHEMA: dict[str, tuple[Spec, bool]] = {
                 "calibration": (any_of(_optional_text, dict_of(of(float))), False),
                 "checkpoint": (_optional_text, False),
                 "checkpoint_fingerprint": (
-                    record({"size": (_size, True), "blake2b": (_text, True)}, optional=True),
+                    record(
+                        {"size": (_size, True), "xxh3_128": (_text, False), "blake2b": (_text, False)}, optional=True
+                    ),
                     False,
                 ),
             },

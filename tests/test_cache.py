@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
@@ -10,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import xxhash
 from cli_runner import netdef
 
 from netdef import backend
@@ -120,7 +120,7 @@ def test_fingerprints_are_memoised_by_path_size_mtime_and_inode(tmp_path, monkey
     os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 1_000_000))
     assert cache.fingerprint(weights) != first
     assert len(calls) == 2
-    assert first == {"size": 3000, "blake2b": hashlib.blake2b(b"abc" * 1000).hexdigest()}
+    assert first == {"size": 3000, "xxh3_128": xxhash.xxh3_128(b"abc" * 1000).hexdigest()}
 
 
 _USER_LENET = """

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import xxhash
 from cli_runner import assert_clean_failure, needs_build, netdef
 
 import netdef as nd
@@ -278,7 +279,7 @@ def test_fingerprint_is_memoised_until_the_file_changes(tmp_path, monkeypatch):
     path = tmp_path / "w.bin"
     path.write_bytes(b"abc" * 1000)
     first = fingerprint(path)
-    assert first["size"] == 3000 and len(first["blake2b"]) == 128
+    assert first == {"size": 3000, "xxh3_128": xxhash.xxh3_128(b"abc" * 1000).hexdigest()}
 
     def no_reading(*args, **kwargs):
         raise AssertionError("an unchanged file was read again")
@@ -288,9 +289,21 @@ def test_fingerprint_is_memoised_until_the_file_changes(tmp_path, monkeypatch):
     monkeypatch.undo()
     path.write_bytes(b"abd" * 1000)
     os.utime(path, ns=(1, 1))
-    assert fingerprint(path)["blake2b"] != first["blake2b"]
+    assert fingerprint(path)["xxh3_128"] != first["xxh3_128"]
     assert "has changed since the engine was built" in str(changed_since(path, first))
     assert changed_since(path, None) is None
+
+
+def test_a_fingerprint_recorded_by_an_older_engine_is_checked_with_its_own_digest(tmp_path):
+    import hashlib
+
+    path = tmp_path / "w.bin"
+    path.write_bytes(b"abc" * 1000)
+    legacy = {"size": 3000, "blake2b": hashlib.blake2b(b"abc" * 1000).hexdigest()}
+    assert changed_since(path, legacy) is None
+    path.write_bytes(b"abd" * 1000)
+    os.utime(path, ns=(2, 2))
+    assert "BLAKE2B digest differs" in str(changed_since(path, legacy))
 
 
 def test_record_errors_name_every_reason(tmp_path):
