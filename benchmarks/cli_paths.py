@@ -46,8 +46,20 @@ TARGETS = {"safetensors": 8.0, "pth": 6.0, "wts": 6.0}
 
 
 def _env(**extra: str) -> dict[str, str]:
+    """The children's environment: the project on the path, and bytecode caches on (see :func:`compile_sources`)."""
     path = os.pathsep.join([str(ROOT), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])
-    return {**os.environ, "PYTHONPATH": path, **extra}
+    inherited = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    return {**inherited, "PYTHONPATH": path, **extra}
+
+
+def compile_sources() -> None:
+    """Compile netdef's and the architectures' modules to bytecode first, as ``pip install`` does for a
+    wheel, so no timed process compiles Python source (an environment with PYTHONDONTWRITEBYTECODE set
+    would otherwise compile every netdef module in every process, while torch's come precompiled)."""
+    import compileall
+
+    for folder in ("netdef", "architectures", "tests"):
+        compileall.compile_dir(ROOT / folder, quiet=1, workers=0)
 
 
 def timed_process(command: list[str], **extra_env: str) -> dict:
@@ -236,7 +248,8 @@ def markdown(results: dict, instant: dict, meta: dict) -> str:
         "# Checkpoint to engine through the CLI, as users time it",
         "",
         f"{meta['date']} on {meta['machine']}; {meta['backend']}, torch {meta['torch']}; median of {meta['runs']} "
-        f"run(s), every command a fresh process timed from outside; load average (1, 5, 15 min) {meta['load']}.",
+        f"run(s), every command a fresh process timed from outside, netdef's modules compiled to bytecode first (as "
+        f"`pip install` does); load average (1, 5, 15 min) {meta['load']}.",
         "",
         "Seconds. ONNX = `torch.onnx.export` process + OnnxParser/build process (export, parse+build in "
         "brackets). netdef = one `netdef build` process; its stages: interpreter start (`python -c pass`), "
@@ -352,6 +365,7 @@ def main() -> None:
     from build_paths import machine_meta  # the same machine/version header as the stage benchmark
 
     meta = machine_meta(runs)
+    compile_sources()
     configs = list(product(models, precisions, batches))
     with tempfile.TemporaryDirectory(prefix="netdef-cli-bench-") as tmp:
         directory = Path(tmp)
