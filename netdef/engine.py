@@ -20,6 +20,7 @@ import hashlib
 import json
 import struct
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -33,6 +34,8 @@ FORMAT_VERSION = 2
 """Version 2: the metadata's ``definition`` is a full :class:`netdef.definition.DefinitionRecord`."""
 READABLE_VERSIONS = (1, 2)
 _HEADER = struct.Struct("<8sII32s")
+_OVERLAP_BYTES = 1 << 22
+"""Plans at least this large are hashed in a second thread while they are written."""
 
 
 @dataclass
@@ -74,11 +77,12 @@ class Engine:
 
     # ------------------------------------------------------------------ files
 
-    def head(self) -> bytes:
-        """The header and metadata that precede the plan in the file."""
+    def head(self, plan_sha256: str | None = None) -> bytes:
+        """The header and metadata that precede the plan in the file (``plan_sha256``: the plan's digest,
+        when already known)."""
         metadata = dict(self.metadata)
         metadata["plan_bytes"] = len(self.plan)
-        metadata["plan_sha256"] = hashlib.sha256(self.plan).hexdigest()
+        metadata["plan_sha256"] = plan_sha256 or hashlib.sha256(self.plan).hexdigest()
         encoded = json.dumps(metadata, indent=1, sort_keys=True).encode()
         return _HEADER.pack(MAGIC, FORMAT_VERSION, len(encoded), hashlib.sha256(encoded).digest()) + encoded
 
@@ -86,9 +90,24 @@ class Engine:
         return self.head() + self.plan
 
     def write_to(self, f: IO[bytes]) -> None:
-        """Write the file's bytes to ``f`` without joining them (no second copy of a large plan)."""
-        f.write(self.head())
-        f.write(self.plan)
+        """Write the file's bytes to ``f`` without joining them (no second copy of a large plan).
+
+        To a seekable file the plan is written first, after room for the header, while a second thread
+        computes its SHA-256 (both release the GIL); the header follows at the start. The header's length
+        does not depend on the digest's value (64 hex digits either way)."""
+        if len(self.plan) < _OVERLAP_BYTES or not f.seekable():
+            f.write(self.head())
+            f.write(self.plan)
+            return
+        start = f.tell()
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="netdef-sha256") as pool:
+            digest = pool.submit(lambda: hashlib.sha256(self.plan).hexdigest())
+            f.seek(start + len(self.head(plan_sha256="0" * 64)))
+            f.write(self.plan)
+            end = f.tell()
+            f.seek(start)
+            f.write(self.head(plan_sha256=digest.result()))
+            f.seek(end)
 
     def save(self, path: Path | str, inputs: Iterable[Path | str | None] = ()) -> Path:
         """Write atomically (see :mod:`netdef.fileio`): a failed or interrupted save leaves the old

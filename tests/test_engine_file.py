@@ -274,3 +274,18 @@ def test_saved_file_has_the_usual_permissions(tmp_path):
     finally:
         os.umask(mask)
     assert (path.stat().st_mode & 0o777) == (probe.stat().st_mode & 0o777) == 0o644
+
+
+def test_a_large_plan_is_written_as_the_same_bytes_while_hashed_in_a_second_thread(tmp_path, monkeypatch):
+    import io
+
+    plan = os.urandom((1 << 22) + 12345)  # above the size hashed in a second thread
+    engine = Engine(plan, {"name": "big", "backend": "rtx", "backend_version": "1", "precision": "fp32"})
+    expected = engine.head() + plan
+    engine.save(tmp_path / "big.engine")
+    assert (tmp_path / "big.engine").read_bytes() == expected
+    assert Engine.load(tmp_path / "big.engine").plan == plan
+    unseekable = io.BytesIO()
+    monkeypatch.setattr(unseekable, "seekable", lambda: False)
+    engine.write_to(unseekable)  # a pipe: the header first, then the plan
+    assert unseekable.getvalue() == expected
