@@ -147,3 +147,21 @@ def test_ctrl_c_exits_130_with_one_message(tmp_path, lenet_weights, monkeypatch,
     assert "cancelled: build of 'lenet' cancelled after 2 steps; no engine was written" in err
     assert "BuildCanceled" not in err and "Traceback" not in err
     assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_the_command_leaves_with_its_status_and_flushed_output(tmp_path):
+    """main() skips the interpreter's teardown: statuses, piped output and exit handlers must survive it."""
+    usage = netdef("build")
+    assert usage.returncode == 2 and "Missing argument" in usage.stderr
+    listed = netdef("list")
+    assert listed.returncode == 0 and "resnet50" in listed.stdout and listed.stdout.endswith("\n")
+    script = tmp_path / "leave.py"
+    script.write_text(
+        "import atexit, sys\n"
+        "from netdef import cli\n"
+        "atexit.register(lambda: print('exit handler ran', flush=True))\n"
+        "sys.argv = ['netdef', '--help']\n"
+        "cli.main()\n"
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.rstrip().endswith("exit handler ran"), done.stderr

@@ -4,6 +4,7 @@ Each command module registers its commands on :data:`netdef.cli.app.app`.
 """
 
 import sys
+from typing import NoReturn
 
 try:
     import netdef.cli.cache_cmds  # noqa: F401  (registers commands)
@@ -22,7 +23,36 @@ except KeyboardInterrupt:  # Ctrl-C while the command starts: one line and statu
 
 
 def main() -> None:
-    run_app()
+    """The ``netdef`` command: run it, then leave without tearing the interpreter down.
+
+    Once the command is done (its files written and closed), freeing TensorRT's builder and hundreds
+    of MB of arrays object by object only delays the exit; the operating system frees them at once.
+    Exit handlers still run and the standard streams are flushed first.
+    """
+    try:
+        run_app()
+        status: object = 0
+    except SystemExit as exc:
+        status = exc.code
+    _leave(status)
+
+
+def _leave(status: object) -> NoReturn:
+    import atexit
+    import os
+
+    if status is None:
+        status = 0
+    elif not isinstance(status, int):
+        sys.stderr.write(f"{status}\n")  # what SystemExit("message") prints
+        status = 1
+    try:
+        atexit._run_exitfuncs()  # logging's shutdown and any other handler registered
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BaseException:  # a closed pipe, an interrupt: leave the normal way instead
+        raise SystemExit(status) from None
+    os._exit(status)
 
 
 __all__ = ["app", "main"]
