@@ -97,6 +97,7 @@ def build(network: Network, config: BuildConfig | None = None, *, definition: di
             network.name,
         )
     builder_config = _builder_config(network, config)
+    network.checkpoint.release_pages()  # the weights are the table's copies now: the file need not stay resident
     started = time.perf_counter()
     plan = backend.build_serialized_network(network.builder, network.trt_network, builder_config)
     seconds = time.perf_counter() - started

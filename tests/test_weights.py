@@ -395,3 +395,25 @@ def test_in_memory_checkpoint_is_a_read_only_view():
     assert "2 tensors, 9 parameters" in repr(ckpt)
     with pytest.raises(TypeError):
         ckpt["w"] = source  # a Mapping, not a MutableMapping
+
+
+def _resident_kib() -> int:
+    for line in pathlib.Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS in /proc/self/status")
+
+
+@pytest.mark.skipif(not pathlib.Path("/proc/self/status").exists(), reason="needs Linux's /proc to read RSS")
+def test_release_pages_gives_back_the_mapped_file_and_keeps_the_arrays_valid(tmp_path):
+    arrays = {"a": np.arange(8 << 20, dtype=np.float32), "b": np.ones((3, 4), np.float32)}  # 32 MB + a little
+    path = tmp_path / "big.safetensors"
+    write_safetensors(arrays, path)
+    checkpoint = Checkpoint.load(path)
+    assert float(checkpoint["a"].sum(dtype=np.float64)) == float(arrays["a"].sum(dtype=np.float64))  # all resident
+    before = _resident_kib()
+    assert checkpoint.release_pages() == path.stat().st_size
+    assert before - _resident_kib() > 24 << 10  # most of the 32 MB left this process
+    np.testing.assert_array_equal(checkpoint["a"], arrays["a"])  # read again from the page cache
+    np.testing.assert_array_equal(checkpoint["b"], arrays["b"])
+    assert Checkpoint(arrays).release_pages() == 0  # nothing mapped, nothing to give back

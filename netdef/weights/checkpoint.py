@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import mmap
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
@@ -94,6 +96,21 @@ class Checkpoint(Mapping[str, np.ndarray]):
     def nbytes(self) -> int:
         return sum(int(a.nbytes) for a in self._tensors.values())
 
+    def release_pages(self) -> int:
+        """Let the operating system take back the pages of the files this checkpoint maps; returns how many
+        bytes of mappings were released.
+
+        The arrays stay valid: a page read again comes back from the page cache. A build calls this once
+        every weight is in the network's own memory, so the checkpoint does not stay resident while
+        TensorRT builds (about 100 MB for ResNet-50).
+        """
+        released = 0
+        for mapping in {id(m): m for m in map(_mapping_of, self._tensors.values()) if m is not None}.values():
+            with contextlib.suppress(ValueError, OSError):  # closed, or madvise refused: nothing to give back
+                mapping.madvise(mmap.MADV_DONTNEED)
+                released += len(mapping)
+        return released
+
     def require(self, names: Iterable[str]) -> dict[str, np.ndarray]:
         """Return the named arrays, or raise one error listing every missing name."""
         names = list(names)
@@ -118,6 +135,14 @@ def _read_only_view(array: np.ndarray) -> np.ndarray:
     view = np.asarray(array).view()
     view.flags.writeable = False
     return view
+
+
+def _mapping_of(array: np.ndarray) -> mmap.mmap | None:
+    """The memory-mapped file ``array`` views, if any (following NumPy's chain of bases)."""
+    base: object = array
+    while isinstance(base, np.ndarray | memoryview):
+        base = base.base if isinstance(base, np.ndarray) else base.obj
+    return base if isinstance(base, mmap.mmap) else None
 
 
 def load_checkpoint(path: Path | str) -> Checkpoint:
