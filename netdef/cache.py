@@ -140,9 +140,9 @@ class EngineCache:
         stamp = [stat.st_size, stat.st_mtime_ns, stat.st_ino]
         memo = self._read_memo()
         known = memo.get(str(path))
-        fresh = isinstance(known, dict) and known.get("stamp") == stamp and isinstance(known.get("fingerprint"), dict)
-        if fresh and fp.ALGORITHM in known["fingerprint"]:
-            value = dict(known["fingerprint"])
+        recorded = known.get("fingerprint") if isinstance(known, dict) and known.get("stamp") == stamp else None
+        if isinstance(recorded, dict) and fp.ALGORITHM in recorded:
+            value = dict(recorded)
             fp.remember(path, value)  # the engine's record reuses it instead of reading the file again
             return value
         value = fp.fingerprint(path)
