@@ -2,7 +2,8 @@
 
 ml_dtypes costs about a second per process (NumPy registering its ufunc loops) and is needed only
 for bf16/fp8; torch only when the user asks for it; TensorRT not at all for commands that only read
-checkpoints or list architectures.
+checkpoints or list architectures; pydantic never (typer 0.29 validates every option through it, about
+85 ms a command, so pyproject.toml keeps typer below 0.29).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 LENET = ROOT / "weights" / "lenet_digits.safetensors"
-WATCHED = ("ml_dtypes", "torch", "tensorrt_rtx", "tensorrt")
+WATCHED = ("ml_dtypes", "torch", "tensorrt_rtx", "tensorrt", "pydantic")
 
 _PROBE = """
 import json, sys
@@ -56,6 +57,7 @@ def test_an_fp16_build_imports_neither_ml_dtypes_nor_torch(tmp_path):
     assert not modules["ml_dtypes"], "an fp16 build imported ml_dtypes (needed for bf16/fp8 only)"
     assert not modules["torch"], "an fp16 build from .safetensors imported torch"
     assert modules["tensorrt_rtx"] or modules["tensorrt"]  # the probe sees imports: a build needs TensorRT
+    assert not modules["pydantic"], "the command line imported pydantic (typer >= 0.29 does: see pyproject.toml)"
 
 
 def test_a_bf16_build_does_import_ml_dtypes(tmp_path):
