@@ -65,3 +65,18 @@ def test_overflow_count_agrees_with_elementwise(precision, values):
     assert len(problems) == (1 if expected else 0)
     if expected:
         assert f"{expected} value(s) overflow" in problems[0]
+
+
+def test_the_table_copies_what_others_hold_and_keeps_what_was_made_for_it():
+    net = Network({}, precision="fp32")
+    callers = np.arange(6, dtype=np.float32)
+    stored = net.weight_table.add("callers", callers).array
+    callers[0] = 99.0  # the caller changing its array later must not change the engine's weights
+    assert stored[0] == 0.0 and not np.shares_memory(stored, callers)
+    read_only = np.arange(4, dtype=np.float32)
+    read_only.flags.writeable = False
+    assert not np.shares_memory(net.weight_table.add("view", read_only, owned=True).array, read_only)
+    folded = np.arange(6, dtype=np.float32) * np.float32(2)
+    assert net.weight_table.add("folded", folded, owned=True).array is folded  # no second copy
+    fp16 = Network({}, precision="fp16").weight_table.add("folded", folded, owned=True).array
+    assert fp16.dtype == np.float16 and not np.shares_memory(fp16, folded)

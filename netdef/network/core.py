@@ -165,14 +165,21 @@ class NetworkCore:
         return self.weight_table.read(self.names.qualified(key), tuple(shape))
 
     def _weights(
-        self, name: str, array: np.ndarray | None, *, sources: list[str] | None = None, role: Role | None = None
+        self,
+        name: str,
+        array: np.ndarray | None,
+        *,
+        sources: list[str] | None = None,
+        role: Role | None = None,
+        owned: bool = False,
     ) -> Any:
         """``trt.Weights`` for the next layer, holding ``array`` as weight ``name`` (scoped) of the table;
-        empty weights for None. Named in TensorRT by :meth:`_named` on that layer."""
+        empty weights for None. Named in TensorRT by :meth:`_named` on that layer. ``owned``: see
+        :meth:`WeightTable.add`."""
         if array is None:
             return trt.Weights(self.precision.trt)
         full = self.names.qualified(name)
-        return self.weight_table.add(full, array, role=role, sources=sources).trt
+        return self.weight_table.add(full, array, role=role, sources=sources, owned=owned).trt
 
     def _constant(
         self,

@@ -78,7 +78,8 @@ class LayersMixin(QuantizationMixin):
         sources: dict[str, list[str] | None] = {f"{name}.weight": None, f"{name}.bias": None}
         if bn is not None:
             weight, b, sources = self._fold_batch_norm(name, weight, b, bn, bn_eps)
-        return self._convolution(x, name, weight, b, kernel, stride, padding, dilation, groups, sources)
+        owned = bn is not None  # folded: new arrays the table may keep without a copy
+        return self._convolution(x, name, weight, b, kernel, stride, padding, dilation, groups, sources, owned)
 
     def _fold_batch_norm(
         self, name: str, weight: np.ndarray, bias: np.ndarray | None, bn: str, eps: float
@@ -122,6 +123,7 @@ class LayersMixin(QuantizationMixin):
         dilation: IntOr2,
         groups: int,
         sources: dict[str, list[str] | None],
+        owned: bool = False,
     ) -> Tensor:
         """int8: the input and the kernel go through Q/DQ; the kernel is then a constant read as input 1
         (the layer's kernel Weights stay empty), as TensorRT requires for quantized weights."""
@@ -133,8 +135,8 @@ class LayersMixin(QuantizationMixin):
             kernel_tensor = self._quantize_weight(kernel_tensor, name, weight, axis=0)
             w_trt = self._weights(w_name, None)
         else:
-            w_trt = self._weights(w_name, weight, sources=sources[w_name])
-        b_trt = self._weights(b_name, bias, sources=sources[b_name])
+            w_trt = self._weights(w_name, weight, sources=sources[w_name], owned=owned)
+        b_trt = self._weights(b_name, bias, sources=sources[b_name], owned=owned)
         layer = self.trt_network.add_convolution_nd(x, weight.shape[0], kernel, w_trt, b_trt)
         if kernel_tensor is not None:
             layer.set_input(1, kernel_tensor)
@@ -157,8 +159,8 @@ class LayersMixin(QuantizationMixin):
         scale = self._batch_norm_scale(name, gamma, var, eps)
         shift = (beta - mean * scale).astype(np.float32)
         keys = [self.names.qualified(f"{name}.{p}") for p in ("weight", "bias", "running_mean", "running_var")]
-        scale_w = self._weights(f"{name}.scale", scale, sources=keys)
-        shift_w = self._weights(f"{name}.shift", shift, sources=keys)
+        scale_w = self._weights(f"{name}.scale", scale, sources=keys, owned=True)
+        shift_w = self._weights(f"{name}.shift", shift, sources=keys, owned=True)
         layer = self.trt_network.add_scale_nd(
             x, trt.ScaleMode.CHANNEL, shift_w, scale_w, self._weights(f"{name}.power", None), 1
         )

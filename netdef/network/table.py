@@ -130,12 +130,15 @@ class WeightTable:
         role: Role | None = None,
         sources: list[str] | tuple[str, ...] | None = None,
         dtype: Any = None,
+        owned: bool = False,
     ) -> WeightEntry:
         """Store ``array`` as weight ``name`` and return its entry (with the ``trt.Weights`` to hand TensorRT).
 
         Float arrays are converted to the network's dtype (or ``dtype``), integer arrays kept. ``role``
         defaults to ``checkpoint`` (``sources`` = ``(name,)``), or ``derived`` when other ``sources`` are given.
-        The weights are named in TensorRT by :meth:`name_used` once a layer uses them.
+        The weights are named in TensorRT by :meth:`name_used` once a layer uses them. The table keeps its
+        own copy of an array, unless ``owned`` says the array was made for this weight (a folded kernel) and
+        nobody else holds it: then no second copy is made.
         """
         if name in self._entries:
             raise NetworkDefinitionError(f"duplicate weight name {name!r}")
@@ -144,19 +147,20 @@ class WeightTable:
             role = "checkpoint" if sources == (name,) else "derived"
         if role not in ROLES:
             raise NetworkDefinitionError(f"weight {name!r}: role {role!r} is not one of {ROLES}")
-        entry = WeightEntry(name, self._convert(name, array, dtype), role, sources, role in REFITTABLE_ROLES, None)
+        converted = self._convert(name, array, dtype, owned)
+        entry = WeightEntry(name, converted, role, sources, role in REFITTABLE_ROLES, None)
         entry.trt = _trt_weights(entry.array)
         self._entries[name] = entry
         self._unnamed.append(entry)
         return entry
 
-    def _convert(self, name: str, array: np.ndarray, dtype: Any) -> np.ndarray:
+    def _convert(self, name: str, array: np.ndarray, dtype: Any, owned: bool = False) -> np.ndarray:
         source = np.asarray(array)
         target = np.dtype(dtype) if dtype is not None else self.dtype if dtypes.is_float(source.dtype) else source.dtype
         with np.errstate(over="ignore"):  # overflow is reported as a problem below
             converted = np.asarray(source, dtype=target, order="C")  # (ascontiguousarray makes 0-d arrays 1-d)
-        if converted is source:  # never hand TensorRT a view of the caller's (read-only) memory
-            converted = converted.copy()
+        if converted is source and not (owned and source.flags.c_contiguous and source.flags.writeable):
+            converted = converted.copy()  # never hand TensorRT a view of the caller's (read-only) memory
         if target != source.dtype and dtypes.is_float(target):
             self._check_conversion(name, source, converted)
         return converted
