@@ -274,7 +274,24 @@ def lenet_engine_file(lenet_a, tmp_path) -> Path:
     return build_engine("lenet", lenet_a, "fp16").save(tmp_path / "lenet.engine")
 
 
-def test_cli_check_prints_the_plan_with_diffs(lenet_engine_file, lenet_a, lenet_b):
+@pytest.fixture
+def no_plan_reads(monkeypatch):
+    """Fail the test if the engine's plan bytes are read (``refit --check`` needs the metadata only)."""
+    read_metadata = Engine.read_metadata.__func__
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("refit --check read the engine's plan")
+
+    def metadata_only(cls, path, *, verify_plan=False):
+        assert not verify_plan, "refit --check streamed the engine's plan"
+        return read_metadata(cls, path)
+
+    monkeypatch.setattr(Engine, "load", classmethod(refuse))
+    monkeypatch.setattr(Engine, "from_bytes", classmethod(refuse))
+    monkeypatch.setattr(Engine, "read_metadata", classmethod(metadata_only))
+
+
+def test_cli_check_prints_the_plan_with_diffs(lenet_engine_file, lenet_a, lenet_b, no_plan_reads):
     from netdef.cli.app import app
 
     result = CliRunner().invoke(app, ["refit", str(lenet_engine_file), str(lenet_b), "--check"])
@@ -282,11 +299,37 @@ def test_cli_check_prints_the_plan_with_diffs(lenet_engine_file, lenet_a, lenet_
     for name in lenet_a:
         assert name in result.output
     assert "plan OK" in result.output and "8 weights (0 derived)" in result.output
-    diffs = refit_plan(Engine.load(lenet_engine_file), lenet_b).max_abs_diff(
-        refit_plan(Engine.load(lenet_engine_file), lenet_a)
-    )
+    metadata = Engine.read_metadata(lenet_engine_file)
+    diffs = refit_plan(metadata, lenet_b).max_abs_diff(refit_plan(metadata, lenet_a))
     assert f"{diffs['fc1.weight']:.3g}" in result.output  # diffed against the checkpoint it was built from
     assert "not refittable" in result.output  # built on the CPU without --refit
+
+
+def test_cli_check_lists_every_weight_whole_on_one_line(
+    resnet50_engine_and_b, no_plan_reads, monkeypatch, capsys, tmp_path
+):
+    """ResNet-50's long names and derived sources are printed in full, one line per weight, even
+    when the output is not a terminal; the plan bytes are never read."""
+    from netdef.cli.refit_cmds import compact_names
+    from tests.cli_runner import netdef
+
+    engine, _, b = resnet50_engine_and_b
+    path, new = engine.save(tmp_path / "r.engine"), tmp_path / "b.safetensors"
+    write_safetensors(b, new)
+    plan = refit_plan(engine, b)
+    code, out, err = netdef(monkeypatch, capsys, "refit", path, new, "--check")
+    assert code == 0, err
+    header, *lines, summary, note = out.splitlines()
+    assert header.split() == ["weight", "shape", "dtype", "from"]  # no checkpoint recorded: nothing to diff
+    names = [line.split()[0] for line in lines]
+    assert names == list(Engine.read_metadata(path)["weights"]) and sorted(names) == sorted(plan.names)
+    for line, w in zip(lines, map(plan.__getitem__, names), strict=True):
+        sources = "derived: " + compact_names(w.sources) if w.derived else "checkpoint"
+        assert line.split(maxsplit=3) == [w.name, "x".join(map(str, w.shape)), "float16", sources]
+        assert line.endswith(sources) and len(line) - len(sources) == header.index("from")  # columns aligned
+    assert sum(w.derived for w in plan) > 100
+    assert f"plan OK  {path} (resnet50, fp16)" in summary and f"{len(plan)} weights" in summary
+    assert "not refittable" in note
 
 
 def test_cli_check_refuses_a_bad_checkpoint_listing_everything(lenet_engine_file, lenet_a, tmp_path):

@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from netdef.cli.app import app, console, err_console
 from netdef.cli.build_cmds import human_bytes
@@ -53,22 +52,26 @@ def refit(
 
 
 def _check(engine_file: Path, checkpoint: Path, strict: bool, old: Path | None) -> None:
+    """Print the plan for ``checkpoint``: every weight, what it is computed from and how far it moved.
+
+    Reads the engine's metadata only (its definition record and weight table): the plan bytes are
+    verified where they are used, by ``netdef refit`` and ``netdef info``."""
     from netdef.cli.targets import load_zoo
     from netdef.engine import Engine
     from netdef.errors import NetdefError
-    from netdef.refit import refit_plan
+    from netdef.refit.plan import refit_plan
     from netdef.weights.fingerprint import changed_since
 
     load_zoo()
-    engine = Engine.load(engine_file)
-    plan = refit_plan(engine, checkpoint, strict=strict, engine_source=str(engine_file))
-    recorded = (engine.metadata.get("definition") or {}).get("checkpoint")
+    metadata = Engine.read_metadata(engine_file)
+    plan = refit_plan(metadata, checkpoint, strict=strict, engine_source=str(engine_file))
+    definition = metadata.get("definition") or {}
+    recorded = definition.get("checkpoint")
     if old is None and recorded and Path(recorded).is_file():
         old_source: Path | None = Path(recorded)  # refused by refit_plan when it changed since the build
     else:
         old_source = old
     diffs: dict[str, float | None] = {}
-    definition = engine.metadata.get("definition") or {}
     unchanged = old_source is not None and (
         old is not None or changed_since(old_source, definition.get("checkpoint_fingerprint")) is None
     )
@@ -76,18 +79,20 @@ def _check(engine_file: Path, checkpoint: Path, strict: bool, old: Path | None) 
         diffs = {w.name: 0.0 for w in plan}  # the same bytes define the same weights: no second definition
     elif old_source is not None:
         try:
-            diffs = plan.max_abs_diff(refit_plan(engine, old, engine_source=str(engine_file)))
+            diffs = plan.max_abs_diff(refit_plan(metadata, old, engine_source=str(engine_file)))
         except NetdefError as exc:
             err_console.print(f"[yellow]warning:[/] no diff against {escape(str(old_source))}: {escape(str(exc))}")
             old_source = None
     old = old_source
-    table = Table("weight", "shape", "dtype", "from", "max |new - old|" if old else "", box=None, pad_edge=False)
+    rows = [("weight", "shape", "dtype", *(["max |new - old|"] if old else []), "from")]
     for w in plan:
-        sources = "checkpoint" if not w.derived else "derived: " + compact_names(w.sources)
         diff = diffs.get(w.name)
-        shape = "x".join(map(str, w.shape))
-        table.add_row(escape(w.name), shape, w.dtype, escape(sources), "" if diff is None else f"{diff:.3g}")
-    console.print(table)
+        shown = ["" if diff is None else f"{diff:.3g}"] if old else []
+        sources = "checkpoint" if not w.derived else "derived: " + compact_names(w.sources)
+        rows.append((w.name, "x".join(map(str, w.shape)), w.dtype, *shown, sources))
+    header, *lines = aligned_columns(rows)
+    console.print(header, style="bold", markup=False)
+    console.print("\n".join(lines), markup=False)
     for key in plan.unused_keys:
         err_console.print(f"[yellow]warning:[/] {escape(str(checkpoint))}: entry {escape(repr(key))} is not used")
     derived = sum(w.derived for w in plan)
@@ -97,11 +102,20 @@ def _check(engine_file: Path, checkpoint: Path, strict: bool, old: Path | None) 
         f"{len(plan)} weights ({derived} derived), {human_bytes(plan.nbytes)}, computed in {plan.seconds:.2f} s"
         + (f"; diffed against {escape(str(old))}" if old else "")
     )
-    if not engine.refittable:
+    if not metadata.get("refit"):
         console.print(
             "[yellow]note:[/] this engine is not refittable: `netdef refit` without --check will refuse it "
             "(rebuild with `netdef build --refit`)"
         )
+
+
+def aligned_columns(rows: list[tuple[str, ...]]) -> list[str]:
+    """``rows`` as lines of text with every column padded to its widest cell, nothing cut or wrapped.
+
+    (A plan lists a hundred weights or more: plain lines print at once, keep long names whole and
+    grep well; the last column is the only one of unbounded width.)"""
+    widths = [max(map(len, column)) for column in zip(*rows, strict=True)]
+    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
 
 
 def _same_contents(a: Path, b: Path) -> bool:
