@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import struct
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -139,6 +140,8 @@ class Engine:
                 while chunk := f.read(1 << 22):
                     digest.update(chunk)
                 _check_plan(f.tell() - len(head), digest.hexdigest(), metadata, str(path))
+            else:  # the plan's length costs nothing to check: a truncated or padded file is caught here too
+                _check_plan_size(os.fstat(f.fileno()).st_size - len(head), metadata, str(path))
         return metadata
 
     @classmethod
@@ -183,9 +186,13 @@ def _parse_head(data: bytes, source: str) -> tuple[dict[str, Any], int]:
     return metadata, meta_end
 
 
-def _check_plan(size: int, sha256: str, metadata: dict[str, Any], source: str) -> None:
+def _check_plan_size(size: int, metadata: dict[str, Any], source: str) -> None:
     expected = metadata.get("plan_bytes")
     if size != expected:
         raise EngineFileError(f"{source}: truncated or padded: plan has {size} bytes, expected {expected}")
+
+
+def _check_plan(size: int, sha256: str, metadata: dict[str, Any], source: str) -> None:
+    _check_plan_size(size, metadata, source)
     if sha256 != metadata.get("plan_sha256"):
         raise EngineFileError(f"{source}: corrupted: the plan does not match its SHA-256")

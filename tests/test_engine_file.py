@@ -289,3 +289,14 @@ def test_a_large_plan_is_written_as_the_same_bytes_while_hashed_in_a_second_thre
     monkeypatch.setattr(unseekable, "seekable", lambda: False)
     engine.write_to(unseekable)  # a pipe: the header first, then the plan
     assert unseekable.getvalue() == expected
+
+
+def test_reading_the_metadata_alone_still_catches_a_truncated_or_padded_file(tmp_path):
+    engine = Engine(b"plan" * 100, {"name": "small", "backend": "rtx", "backend_version": "1", "precision": "fp32"})
+    path = engine.save(tmp_path / "e.engine")
+    assert Engine.read_metadata(path)["plan_bytes"] == 400
+    data = path.read_bytes()
+    for changed, size in ((data[:-1], 399), (data + b"\0", 401)):
+        path.write_bytes(changed)
+        with pytest.raises(EngineFileError, match=f"truncated or padded: plan has {size} bytes, expected 400"):
+            Engine.read_metadata(path)
