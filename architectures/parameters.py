@@ -1,6 +1,8 @@
-"""Write ``architectures/parameters.json``: every zoo architecture's parameter count with its default options.
+"""Write ``architectures/parameters.json``, the zoo's index: every architecture's module and its parameter
+count with its default options.
 
-``netdef list`` reads the counts from there instead of defining every network in TensorRT.
+``netdef list`` reads the counts from there instead of defining every network in TensorRT, and a command
+naming one architecture imports only its module.
 Run after adding or changing an architecture (``tests/test_parameter_table.py`` fails until you do)::
 
     python -m architectures.parameters
@@ -28,10 +30,21 @@ def count_all(names: list[str] | None = None) -> dict[str, int]:
     return counts
 
 
+def modules() -> dict[str, str]:
+    """Each zoo architecture's module within :mod:`architectures`."""
+    load_all()
+    return {
+        a.name: a.define.__module__.removeprefix("architectures.")
+        for a in registered()
+        if a.define.__module__.startswith("architectures.")
+    }
+
+
 def main() -> None:
-    counts = count_all()
-    PARAMETERS.write_text(json.dumps(dict(sorted(counts.items())), indent=1) + "\n")
-    print(f"wrote {PARAMETERS} ({len(counts)} architectures)")
+    counts, where = count_all(), modules()
+    index = {name: {"module": where[name], "parameters": counts[name]} for name in sorted(counts)}
+    PARAMETERS.write_text(json.dumps(index, indent=1) + "\n")
+    print(f"wrote {PARAMETERS} ({len(index)} architectures)")
 
 
 if __name__ == "__main__":

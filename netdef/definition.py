@@ -215,6 +215,7 @@ def _typed(text: str, default: Any) -> Any:
 _REGISTRY: dict[str, Architecture] = {}
 _BY_FUNCTION: dict[Definition, Architecture] = {}
 _LOADERS: list[Callable[[], None]] = []
+_FINDERS: list[Callable[[str], None]] = []
 
 
 def register(
@@ -270,6 +271,13 @@ def add_loader(loader: Callable[[], None]) -> None:
         _LOADERS.append(loader)
 
 
+def add_finder(finder: Callable[[str], None]) -> None:
+    """Call ``finder(name)`` first when ``name`` is not registered: it may register just that definition
+    (one module imported, where a loader imports them all)."""
+    if finder not in _FINDERS:
+        _FINDERS.append(finder)
+
+
 def _run_loaders() -> None:
     while _LOADERS:
         _LOADERS.pop(0)()
@@ -277,6 +285,8 @@ def _run_loaders() -> None:
 
 def get(name: str) -> Architecture:
     """The architecture registered as ``name``."""
+    for finder in _FINDERS if name not in _REGISTRY else ():
+        finder(name)
     if name not in _REGISTRY:
         _run_loaders()
     try:

@@ -1,4 +1,5 @@
-"""``architectures/parameters.json`` (what ``netdef list`` shows) agrees with the definitions themselves."""
+"""``architectures/parameters.json``, the zoo's index (each architecture's module, and the parameter count
+``netdef list`` shows), agrees with the definitions themselves."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from netdef.definition import registered
 
 load_all()
 ZOO = sorted(a.name for a in registered() if a.define.__module__.startswith("architectures."))
-DECLARED = json.loads(PARAMETERS.read_text())
+INDEX = json.loads(PARAMETERS.read_text())
+DECLARED = {name: entry["parameters"] for name, entry in INDEX.items()}
 FAST = ["lenet", "resnet18", "mobilenet_v2"]
 HINT = "run `python -m architectures.parameters` to rewrite architectures/parameters.json"
 
@@ -19,6 +21,32 @@ HINT = "run `python -m architectures.parameters` to rewrite architectures/parame
 def test_every_zoo_architecture_has_a_declared_count_and_nothing_else_does():
     assert sorted(set(ZOO) - set(DECLARED)) == [], f"architectures without a declared parameter count; {HINT}"
     assert sorted(set(DECLARED) - set(ZOO)) == [], f"declared counts for unknown architectures; {HINT}"
+
+
+def test_the_index_names_the_module_that_defines_each_architecture():
+    wrong = {
+        a.name: (INDEX[a.name]["module"], a.define.__module__)
+        for a in registered()
+        if a.name in INDEX and f"architectures.{INDEX[a.name]['module']}" != a.define.__module__
+    }
+    assert wrong == {}, f"(indexed, actual) modules differ; {HINT}"
+
+
+def test_a_name_is_found_by_importing_its_module_alone():
+    import subprocess
+    import sys
+
+    probe = (
+        "import json, sys, architectures\n"
+        "from netdef.definition import get\n"
+        "get('resnet50')\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith('architectures.'))))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    imported = set(json.loads(done.stdout))
+    assert "architectures.resnet" in imported
+    assert imported <= {"architectures.registry", "architectures.resnet", "architectures.common"}, imported
 
 
 def _check(name: str) -> None:
