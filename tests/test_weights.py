@@ -417,3 +417,13 @@ def test_release_pages_gives_back_the_mapped_file_and_keeps_the_arrays_valid(tmp
     np.testing.assert_array_equal(checkpoint["a"], arrays["a"])  # read again from the page cache
     np.testing.assert_array_equal(checkpoint["b"], arrays["b"])
     assert Checkpoint(arrays).release_pages() == 0  # nothing mapped, nothing to give back
+
+
+def test_the_suffix_table_names_the_module_whose_reader_registers_each_suffix():
+    from netdef.weights.formats import _READERS, BUILTIN_MODULES
+
+    assert set(BUILTIN_MODULES) <= set(supported_suffixes())
+    wrong = {
+        s: _READERS[s].__module__ for s, m in BUILTIN_MODULES.items() if _READERS[s].__module__ != f"netdef.weights.{m}"
+    }
+    assert wrong == {}

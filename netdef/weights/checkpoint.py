@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import importlib
 import mmap
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from netdef.errors import CheckpointError, NetdefError
-from netdef.weights.formats import _READERS, Reader
+from netdef.weights.formats import _READERS, BUILTIN_MODULES, Reader
 
 
 def supported_suffixes() -> list[str]:
@@ -20,8 +21,9 @@ def supported_suffixes() -> list[str]:
 
 
 def reader_for(path: Path) -> Reader:
-    _load_builtin_readers()
     suffix = path.suffix.lower()
+    if suffix not in _READERS and suffix in BUILTIN_MODULES:
+        importlib.import_module(f"netdef.weights.{BUILTIN_MODULES[suffix]}")  # only the reader this file needs
     try:
         return _READERS[suffix]
     except KeyError:
@@ -32,12 +34,8 @@ def reader_for(path: Path) -> Reader:
 
 def _load_builtin_readers() -> None:
     # Imported for their registration side effect; kept lazy so `import netdef` stays light.
-    from netdef.weights import npz_io, safetensors_io, torch_io  # noqa: F401
-
-    try:
-        from netdef.weights import wts_io  # noqa: F401
-    except ImportError:
-        pass
+    for module in sorted(set(BUILTIN_MODULES.values())):
+        importlib.import_module(f"netdef.weights.{module}")
 
 
 class Checkpoint(Mapping[str, np.ndarray]):

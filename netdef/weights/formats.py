@@ -9,6 +9,15 @@ import numpy as np
 
 Reader = Callable[[Path], Mapping[str, np.ndarray]]
 _READERS: dict[str, Reader] = {}
+BUILTIN_MODULES = {
+    ".safetensors": "safetensors_io",
+    ".pth": "torch_io",
+    ".pt": "torch_io",
+    ".bin": "torch_io",
+    ".npz": "npz_io",
+    ".wts": "wts_io",
+}
+"""Suffix -> the module of :mod:`netdef.weights` whose reader registers it (imported when first needed)."""
 
 
 def register_reader(*suffixes: str) -> Callable[[Reader], Reader]:
