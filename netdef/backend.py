@@ -234,13 +234,16 @@ def create_network(builder: Any) -> Any:
     return network
 
 
-def build_serialized_network(builder: Any, network: Any, config: Any) -> bytes:
-    """Build a plan, raising :class:`BuildError` with TensorRT's own messages when it fails."""
+def build_serialized_network(builder: Any, network: Any, config: Any) -> memoryview:
+    """Build a plan, raising :class:`BuildError` with TensorRT's own messages when it fails.
+
+    The plan stays in TensorRT's host memory, seen through a read-only byte view (which keeps that
+    memory alive): no copy of a plan that can be hundreds of MB."""
     with capture_errors() as errors:
         plan = builder.build_serialized_network(network, config)
     if plan is None:
         raise BuildError(f"{describe()} failed to build the engine", errors)
-    return bytes(memoryview(plan))
+    return memoryview(plan).cast("B").toreadonly()
 
 
 def refit_builder_flag(mode: str) -> Any:

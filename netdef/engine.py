@@ -43,7 +43,8 @@ _OVERLAP_BYTES = 1 << 22
 class Engine:
     """A serialized plan plus metadata (backend and version, precision, I/O, profile, weights)."""
 
-    plan: bytes
+    plan: bytes | memoryview
+    """The serialized TensorRT plan: bytes, or a read-only byte view of TensorRT's memory after a build."""
     metadata: dict[str, Any] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ metadata views

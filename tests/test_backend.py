@@ -292,11 +292,13 @@ def test_build_error_for_mismatched_dtypes_in_a_strongly_typed_network():
     assert backend.describe() in str(error)
 
 
-def test_successful_build_returns_plan_bytes():
+def test_successful_build_returns_a_read_only_byte_view_of_the_plan():
     if not backend.capabilities().can_build:
         pytest.skip(backend.capabilities().reason)
     builder, network = _fresh_network()
     x = network.add_input("x", trt.float32, (2, 3))
     network.mark_output(network.add_activation(x, trt.ActivationType.RELU).get_output(0))
     plan = backend.build_serialized_network(builder, network, builder.create_builder_config())
-    assert isinstance(plan, bytes) and len(plan) > 100
+    del builder, network  # the view keeps TensorRT's host memory alive on its own
+    assert isinstance(plan, memoryview) and plan.readonly and plan.format == "B" and len(plan) > 100
+    assert plan == bytes(plan) and hash(plan) == hash(bytes(plan))  # compares and hashes as bytes do
