@@ -137,9 +137,11 @@ class EngineCache:
 
     def _remember_verified(self, path: Path, verified: dict[str, Any]) -> None:
         """Remember ``path``'s current stamp as verified (forgetting entries that are gone)."""
-        with contextlib.suppress(OSError):
+        try:
             verified[path.name] = _stamp(path.stat())
-            self._write_memo(_VERIFIED, {name: s for name, s in verified.items() if (self.root / name).exists()})
+        except OSError:  # removed meanwhile (prune)
+            return
+        self._write_memo(_VERIFIED, {name: s for name, s in verified.items() if (self.root / name).exists()})
 
     def entries(self) -> list[CacheEntry]:
         """Every readable entry, most recently used first (unreadable ones are skipped with a warning)."""
@@ -205,7 +207,11 @@ class EngineCache:
         return memo if isinstance(memo, dict) else {}
 
     def _write_memo(self, name: str, memo: dict[str, Any]) -> None:
-        write_text(self.root / name, json.dumps(memo))
+        """Best effort: a memo only saves work, so a cache directory that cannot be written still serves."""
+        try:
+            write_text(self.root / name, json.dumps(memo))
+        except OSError as exc:
+            log.debug("cannot update %s: %s", self.root / name, exc)
 
 
 def _stamp(found: os.stat_result) -> list[int]:

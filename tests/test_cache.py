@@ -14,7 +14,7 @@ import xxhash
 from cli_runner import netdef
 
 from netdef import backend
-from netdef.cache import EngineCache, cache_key
+from netdef.cache import EngineCache, build_through_cache, cache_key
 from netdef.engine import Engine
 from netdef.errors import OutputPathError
 from netdef.fileio import copy_file
@@ -284,6 +284,39 @@ def test_copy_file_refuses_its_own_source_and_non_regular_targets(tmp_path):
         copy_file(source, tmp_path / "fifo")
     assert source.read_bytes() == b"abc"
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_build_through_cache_builds_once_then_serves_the_entry(tmp_path):
+    cache, built = EngineCache(tmp_path / "cache"), []
+
+    def build_engine() -> Engine:
+        built.append(1)
+        return Engine(b"plan" * 1000, {"name": "probe"})
+
+    first = build_through_cache(cache, {"probe": 1}, build_engine)
+    second = build_through_cache(cache, {"probe": 1}, build_engine)
+    assert (first.source, second.source, len(built)) == ("build", "cache", 1)
+    assert second.metadata["plan_bytes"] == first.metadata["plan_bytes"] == 4000
+    assert second.engine.plan == b"plan" * 1000  # loaded from the entry when asked for
+    second.save(tmp_path / "out.engine")
+    assert (tmp_path / "out.engine").read_bytes() == first.entry.read_bytes()
+
+
+def test_a_cache_directory_that_cannot_be_written_still_serves_hits(tmp_path, monkeypatch):
+    import netdef.cache
+
+    cache = EngineCache(tmp_path / "cache")
+    key = cache_key({"probe": 2})
+    cache.put(key, Engine(b"plan", {"name": "probe"}))
+    (tmp_path / "cache" / "verified.json").unlink()
+
+    def read_only(path, text, inputs=()):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(netdef.cache, "write_text", read_only)  # as a read-only (shared) cache behaves
+    assert cache.lookup(key) == cache.path(key)  # verified by its hashes, though the memo cannot be written
+    assert cache.fingerprint(cache.path(key))["size"] == cache.path(key).stat().st_size
+    assert not (tmp_path / "cache" / "verified.json").exists()
 
 
 def test_prune_keeps_the_most_recently_used_within_the_size(tmp_path):
