@@ -207,15 +207,13 @@ def _copy_contents(src: int, dst: int) -> None:
 
 
 def _copy_range(src: int, dst: int) -> None:
-    """Copy from the current offsets to the end of ``src`` in the kernel where it can, else by ``read``/``write``."""
+    """Copy from the current offsets to the end of ``src``: in the kernel where it can, the rest by hand."""
     copy_range = getattr(os, "copy_file_range", None)  # Linux only
-    if copy_range is not None:
-        with contextlib.suppress(OSError):  # not between these file systems (or kernels): copy by hand
-            while copy_range(src, dst, 1 << 30):
-                pass
-            return
+    with contextlib.suppress(OSError):  # not between these file systems (or kernels)
+        while copy_range is not None and copy_range(src, dst, 1 << 30):
+            pass
     with open(src, "rb", closefd=False) as reader, open(dst, "wb", closefd=False) as writer:
-        shutil.copyfileobj(reader, writer, 1 << 22)
+        shutil.copyfileobj(reader, writer, 1 << 22)  # whatever the kernel did not copy: nothing, or all
 
 
 def _mode_for(target: Path) -> int:

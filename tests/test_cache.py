@@ -250,22 +250,31 @@ def test_an_edited_definition_file_misses_the_cache(monkeypatch, capsys, tmp_pat
 # --------------------------------------------------------------------------- copying an entry to the output
 
 
-@pytest.mark.parametrize("route", ["kernel", "read-write"])
+def _unsupported(*args):
+    raise OSError(95, "Operation not supported")
+
+
+@pytest.mark.parametrize("route", ["kernel", "read-write", "kernel-stops-early"])
 def test_copy_file_copies_the_bytes_and_keeps_the_replaced_files_mode(tmp_path, monkeypatch, route):
+    import fcntl
+
     source, target = tmp_path / "source.bin", tmp_path / "target.bin"
     data = np.random.default_rng(0).bytes(5 * (1 << 20) + 3)  # several copy chunks and an odd tail
     source.write_bytes(data)
     target.write_bytes(b"old")
     target.chmod(0o600)
     if route == "read-write":  # neither a reflink nor copy_file_range: the portable path
+        monkeypatch.setattr(fcntl, "ioctl", _unsupported)
+        monkeypatch.setattr(os, "copy_file_range", _unsupported, raising=False)
+    if route == "kernel-stops-early":  # no reflink, and a copy_file_range that ends after one megabyte
+        real_copy_range, calls = os.copy_file_range, []
 
-        def unsupported(*args):
-            raise OSError(95, "Operation not supported")
+        def one_megabyte_then_nothing(src, dst, count):
+            calls.append(count)
+            return real_copy_range(src, dst, 1 << 20) if len(calls) == 1 else 0
 
-        import fcntl
-
-        monkeypatch.setattr(fcntl, "ioctl", unsupported)
-        monkeypatch.setattr(os, "copy_file_range", unsupported, raising=False)
+        monkeypatch.setattr(fcntl, "ioctl", _unsupported)
+        monkeypatch.setattr(os, "copy_file_range", one_megabyte_then_nothing)
     assert copy_file(source, target) == target
     assert target.read_bytes() == data
     assert target.stat().st_mode & 0o777 == 0o600
