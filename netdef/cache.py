@@ -44,6 +44,7 @@ ENV_VAR = "NETDEF_CACHE"
 SUFFIX = ".engine"
 _FINGERPRINTS = "fingerprints.json"
 _VERIFIED = "verified.json"
+_BACKDATE_NS = 3 * 10**9
 
 
 def cache_dir(option: Path | str | None = None) -> Path | None:
@@ -122,7 +123,7 @@ class EngineCache:
     def put(self, key: str, engine: Engine) -> Path:
         """Store ``engine`` under ``key`` (an atomic write: a concurrent writer of the same key is harmless)."""
         path = engine.save(self.path(key))
-        self._remember_verified(path, self._read_memo(_VERIFIED))  # its hashes were computed from ``engine``
+        self._used(path, self._read_memo(_VERIFIED))  # verified: its hashes were computed from ``engine``
         return path
 
     def _discard(self, path: Path, problem: Exception) -> None:
@@ -130,13 +131,15 @@ class EngineCache:
         path.unlink(missing_ok=True)
 
     def _used(self, path: Path, verified: dict[str, Any]) -> None:
-        """Record a use of the verified entry ``path``: its mtime is the last use (for prune)."""
-        with contextlib.suppress(OSError):
-            os.utime(path)
-        self._remember_verified(path, verified)
+        """Record a use of the verified entry ``path`` and remember its stamp as verified.
 
-    def _remember_verified(self, path: Path, verified: dict[str, Any]) -> None:
-        """Remember ``path``'s current stamp as verified (forgetting entries that are gone)."""
+        The mtime is the last use (for prune), set :data:`_BACKDATE_NS` in the past so that any later write
+        changes it, even one within the same tick of a file system's coarse clock (a few ms on ext4, 2 s
+        on FAT): a stamp taken now and a write a moment later would otherwise look the same.
+        """
+        now = time.time_ns()
+        with contextlib.suppress(OSError):
+            os.utime(path, ns=(now, now - _BACKDATE_NS))
         try:
             verified[path.name] = _stamp(path.stat())
         except OSError:  # removed meanwhile (prune)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -142,6 +143,21 @@ def test_an_entry_corrupted_in_place_is_detected_removed_and_rebuilt(monkeypatch
     assert "corrupt" in err
     Engine.read_metadata(entry.path, verify_plan=True)  # rebuilt and valid
     Engine.read_metadata(tmp_path / "b.engine", verify_plan=True)
+
+
+def test_an_entry_edited_in_place_right_after_it_was_stored_is_still_caught(tmp_path, caplog):
+    cache = EngineCache(tmp_path / "cache")
+    key = cache_key({"probe": 3})
+    path = cache.put(key, Engine(b"plan" * 1000, {"name": "probe"}))
+    # the remembered mtime lies in the past, so a write now changes it even on a file system whose
+    # clock ticks once per second or two (FAT): the stamp of a verified entry never matches a later write
+    assert path.stat().st_mtime_ns <= time.time_ns() - 2 * 10**9
+    with open(path, "r+b") as f:
+        f.seek(-1, os.SEEK_END)
+        f.write(b"X")
+    assert cache.lookup(key) is None
+    assert not path.exists()
+    assert "corrupt" in caplog.text
 
 
 def test_a_fifo_output_is_refused_before_any_work_even_on_a_hit(monkeypatch, capsys, tmp_path):
