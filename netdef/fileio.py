@@ -20,8 +20,8 @@ Writing (:func:`atomic_write`, :func:`write_bytes`, :func:`write_text`, :func:`c
   :class:`Terminated` while a write is in progress, when no other handler is installed);
 - a replaced file keeps its permission bits; a new file gets the mode ``open()`` would give it.
 
-:func:`copy_file` moves the bytes from file to file inside the kernel (a reflink where the file
-system shares blocks, else ``copy_file_range``), never through Python buffers.
+:func:`copy_file` moves the bytes from file to file inside the kernel where it can (a reflink where
+the file system shares blocks, else ``copy_file_range``), not through Python buffers.
 """
 
 from __future__ import annotations
@@ -206,6 +206,9 @@ def _copy_contents(src: int, dst: int) -> None:
         _copy_range(src, dst)
 
 
+_CHUNK = 8 << 20
+
+
 def _copy_range(src: int, dst: int) -> None:
     """Copy from the current offsets to the end of ``src``: in the kernel where it can, the rest by hand."""
     copy_range = getattr(os, "copy_file_range", None)  # Linux only
@@ -216,9 +219,6 @@ def _copy_range(src: int, dst: int) -> None:
             offset += copied
     with open(src, "rb", closefd=False) as reader, open(dst, "wb", closefd=False) as writer:
         shutil.copyfileobj(reader, writer, _CHUNK)  # whatever the kernel did not copy: nothing, or all
-
-
-_CHUNK = 8 << 20
 
 
 def _start_writeback(fd: int, offset: int, length: int) -> None:
