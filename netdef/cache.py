@@ -8,8 +8,12 @@ and the target (the GPU's name and compute capability, or TensorRT-RTX's CPU tar
 - A lookup needs no checkpoint read and no network definition: the weights' fingerprint is an
   XXH3-128 of the file, memoised in the cache directory by path, size, mtime and inode, so an
   unchanged 100 MB checkpoint is not read again.
-- Entries are verified on the way out by the engine file's own hashes; a corrupt entry is removed
-  and reported, and the caller builds again.
+- Entries are verified on the way out by the engine file's own hashes, streamed from the file; a
+  corrupt entry is removed and reported, and the caller builds again. A verified entry's (size,
+  mtime, inode) is remembered in the cache directory, so a hit on an unchanged entry reads nothing
+  of it but its metadata, and the command copies it to its output inside the kernel
+  (:func:`netdef.fileio.copy_file`). A change that keeps size, mtime and inode (a bit flipped on
+  disk) is not seen by a hit; loading the engine (``netdef info``, ``run``) still checks its hashes.
 - Writes are atomic (a temporary file in the cache directory, then ``os.replace``), so two
   processes building the same key at once both succeed and leave one valid entry.
 - ``netdef cache list`` and ``netdef cache prune --max-size 5G`` (oldest use first) manage it.
@@ -18,25 +22,29 @@ and the target (the GPU's name and compute capability, or TensorRT-RTX's CPU tar
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
 import os
+import stat
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from netdef.engine import Engine
 from netdef.errors import EngineFileError
-from netdef.fileio import write_text
+from netdef.fileio import copy_file, write_text
 
 log = logging.getLogger("netdef.cache")
 
 ENV_VAR = "NETDEF_CACHE"
 SUFFIX = ".engine"
-_MEMO = "fingerprints.json"
+_FINGERPRINTS = "fingerprints.json"
+_VERIFIED = "verified.json"
+_BACKDATE_NS = 3 * 10**9
 
 
 def cache_dir(option: Path | str | None = None) -> Path | None:
@@ -76,36 +84,79 @@ class EngineCache:
     def path(self, key: str) -> Path:
         return self.root / f"{key}{SUFFIX}"
 
+    def lookup(self, key: str) -> Path | None:
+        """The entry stored under ``key``, verified, or None when absent or corrupt (a corrupt entry is removed).
+
+        The plan is read (and hashed) only when the entry's (size, mtime, inode) differs from when it was
+        last verified; otherwise only its stat is read.
+        """
+        path = self.path(key)
+        try:
+            found = path.stat()
+        except OSError:
+            return None
+        if not stat.S_ISREG(found.st_mode):
+            return None
+        verified = self._read_memo(_VERIFIED)
+        if verified.get(path.name) != _stamp(found):
+            try:
+                Engine.read_metadata(path, verify_plan=True)  # streams the plan through SHA-256
+            except EngineFileError as exc:
+                self._discard(path, exc)
+                return None
+        self._used(path, verified)
+        return path
+
     def get(self, key: str) -> Engine | None:
-        """The engine stored under ``key``, or None when absent or corrupt (a corrupt entry is removed)."""
+        """The engine stored under ``key``, loaded (and so verified), or None when absent or corrupt."""
         path = self.path(key)
         if not path.is_file():
             return None
         try:
             engine = Engine.load(path)
         except EngineFileError as exc:
-            log.warning("cache entry %s is corrupt (%s); removing it and building again", path.name, exc)
-            path.unlink(missing_ok=True)
+            self._discard(path, exc)
             return None
-        with contextlib.suppress(OSError):
-            os.utime(path)  # last use, for prune
+        self._used(path, self._read_memo(_VERIFIED))
         return engine
 
     def put(self, key: str, engine: Engine) -> Path:
         """Store ``engine`` under ``key`` (an atomic write: a concurrent writer of the same key is harmless)."""
-        return engine.save(self.path(key))
+        path = engine.save(self.path(key))
+        self._used(path, self._read_memo(_VERIFIED))  # verified: its hashes were computed from ``engine``
+        return path
+
+    def _discard(self, path: Path, problem: Exception) -> None:
+        log.warning("cache entry %s is corrupt (%s); removing it and building again", path.name, problem)
+        path.unlink(missing_ok=True)
+
+    def _used(self, path: Path, verified: dict[str, Any]) -> None:
+        """Record a use of the verified entry ``path`` and remember its stamp as verified.
+
+        The mtime is the last use (for prune), set :data:`_BACKDATE_NS` in the past so that any later write
+        changes it, even one within the same tick of a file system's coarse clock (a few ms on ext4, 2 s
+        on FAT): a stamp taken now and a write a moment later would otherwise look the same.
+        """
+        now = time.time_ns()
+        with contextlib.suppress(OSError):
+            os.utime(path, ns=(now, now - _BACKDATE_NS))
+        try:
+            verified[path.name] = _stamp(path.stat())
+        except OSError:  # removed meanwhile (prune)
+            return
+        self._write_memo(_VERIFIED, {name: s for name, s in verified.items() if (self.root / name).exists()})
 
     def entries(self) -> list[CacheEntry]:
         """Every readable entry, most recently used first (unreadable ones are skipped with a warning)."""
         found = []
         for path in self.root.glob(f"*{SUFFIX}") if self.root.is_dir() else ():
             try:
-                stat = path.stat()
+                status = path.stat()
                 metadata = Engine.read_metadata(path)
             except (OSError, EngineFileError, ValueError) as exc:
                 log.warning("skipping unreadable cache entry %s: %s", path.name, exc)
                 continue
-            found.append(CacheEntry(path.stem, path, stat.st_size, stat.st_mtime, metadata))
+            found.append(CacheEntry(path.stem, path, status.st_size, status.st_mtime, metadata))
         return sorted(found, key=lambda e: e.last_used, reverse=True)
 
     def prune(self, max_bytes: int) -> list[CacheEntry]:
@@ -136,9 +187,8 @@ class EngineCache:
         from netdef.weights import fingerprint as fp
 
         path = Path(path).resolve()
-        stat = path.stat()
-        stamp = [stat.st_size, stat.st_mtime_ns, stat.st_ino]
-        memo = self._read_memo()
+        stamp = _stamp(path.stat())
+        memo = self._read_memo(_FINGERPRINTS)
         known = memo.get(str(path))
         recorded = known.get("fingerprint") if isinstance(known, dict) and known.get("stamp") == stamp else None
         if isinstance(recorded, dict) and fp.ALGORITHM in recorded:
@@ -147,18 +197,29 @@ class EngineCache:
             return value
         value = fp.fingerprint(path)
         memo[str(path)] = {"stamp": stamp, "fingerprint": value}
-        self._write_memo(memo)
+        self._write_memo(_FINGERPRINTS, memo)
         return value
 
-    def _read_memo(self) -> dict[str, Any]:
+    # ------------------------------------------------------------------ memo files
+
+    def _read_memo(self, name: str) -> dict[str, Any]:
         try:
-            memo = json.loads((self.root / _MEMO).read_text())
+            memo = json.loads((self.root / name).read_text())
         except (OSError, ValueError):
             return {}
         return memo if isinstance(memo, dict) else {}
 
-    def _write_memo(self, memo: dict[str, Any]) -> None:
-        write_text(self.root / _MEMO, json.dumps(memo))
+    def _write_memo(self, name: str, memo: dict[str, Any]) -> None:
+        """Best effort: a memo only saves work, so a cache directory that cannot be written still serves."""
+        try:
+            write_text(self.root / name, json.dumps(memo))
+        except OSError as exc:
+            log.debug("cannot update %s: %s", self.root / name, exc)
+
+
+def _stamp(found: os.stat_result) -> list[int]:
+    """What changes when a file is rewritten, truncated or edited in place: size, mtime (ns) and inode."""
+    return [found.st_size, found.st_mtime_ns, found.st_ino]
 
 
 # --------------------------------------------------------------------------- building through the cache
@@ -240,10 +301,37 @@ def build_key_parts(definition: Mapping[str, Any], weights: Any, config: Any) ->
 
 @dataclass
 class CachedBuild:
-    engine: Engine
+    """The engine for a key and how it was obtained. On a hit it stays in its cache entry until asked for:
+    :meth:`save` copies the file and :attr:`metadata` reads only the metadata."""
+
     source: str
     """``"cache"`` (a hit), ``"refit"`` (a cached refittable engine refit with the new weights) or ``"build"``."""
     key: str
+    entry: Path
+    """The cache entry holding the engine."""
+    built: Engine | None = None
+    """The engine in memory when it was built or refit (None on a hit until :attr:`engine` loads it)."""
+
+    @property
+    def engine(self) -> Engine:
+        """The engine (on a hit, loaded from the entry and verified by its hashes)."""
+        if self.built is None:
+            self.built = Engine.load(self.entry)
+        return self.built
+
+    @functools.cached_property
+    def metadata(self) -> dict[str, Any]:
+        """The engine's metadata, with the plan's size as ``plan_bytes``."""
+        if self.built is not None:
+            return {**self.built.metadata, "plan_bytes": len(self.built.plan)}
+        return Engine.read_metadata(self.entry)
+
+    def save(self, path: Path | str, inputs: Iterable[Path | str | None] = ()) -> Path:
+        """Write the engine to ``path`` atomically (see :mod:`netdef.fileio`) by copying the entry's file
+        (hashed once, when it was stored); an entry pruned meanwhile is written from memory instead."""
+        if self.built is not None and not self.entry.is_file():
+            return self.built.save(path, inputs)
+        return copy_file(self.entry, path, inputs)
 
 
 def build_through_cache(
@@ -261,16 +349,15 @@ def build_through_cache(
     """
     key = cache_key(parts)
     structure_key = cache_key({k: v for k, v in parts.items() if k != "weights"})
-    hit = cache.get(key)
+    hit = cache.lookup(key)
     if hit is not None:
-        return CachedBuild(hit, "cache", key)
+        return CachedBuild("cache", key, hit)
     engine = _refit_from_cache(cache, structure_key, checkpoint)
     source = "refit"
     if engine is None:
         engine, source = build(), "build"
     engine.metadata["cache"] = {"key": key, "structure_key": structure_key}
-    cache.put(key, engine)
-    return CachedBuild(engine, source, key)
+    return CachedBuild(source, key, cache.put(key, engine), engine)
 
 
 def _refit_from_cache(cache: EngineCache, structure_key: str, checkpoint: Any) -> Engine | None:

@@ -94,7 +94,9 @@ def build(
 
     root = cache_dir(cache)
     if root is None:
-        engine, source = define_and_build(), "build"
+        engine = define_and_build()
+        engine.save(output, inputs)
+        metadata, source = {**engine.metadata, "plan_bytes": len(engine.plan)}, "build"
     else:
         from netdef.cache import EngineCache, build_through_cache, definition_key_parts
         from netdef.cli.targets import architecture
@@ -105,14 +107,16 @@ def build(
             calibration=calibration, config=config,
         )  # fmt: skip
         result = build_through_cache(store, parts, define_and_build, checkpoint=weights)
-        engine, source = result.engine, result.source
-    engine.save(output, inputs)
+        result.save(output, inputs)  # a hit copies the cache entry: its plan never passes through Python
+        metadata, source = result.metadata, result.source
     mark("write")
-    _print_summary(output, arch, engine, source, time.perf_counter() - started)
+    _print_summary(output, arch, metadata, source, time.perf_counter() - started)
 
 
-def _print_summary(output: Path, arch: str, engine, source: str, total: float) -> None:
-    meta = engine.metadata
+def _print_summary(output: Path, arch: str, meta: dict, source: str, total: float) -> None:
+    from netdef.engine import Engine
+
+    engine = Engine(b"", meta)  # for the metadata's views (precision, backend, refit) only
     profile_batch = (meta.get("profile") or {}).get("batch")
     inputs = [t for t in meta.get("io", []) if t["mode"] == "input"]
     shape = "dynamic " + ":".join(map(str, profile_batch)) if profile_batch else f"static {inputs[0]['shape'][0]}"
@@ -126,7 +130,7 @@ def _print_summary(output: Path, arch: str, engine, source: str, total: float) -
     console.print(
         f"[bold green]built[/] {output}  {arch} {engine.precision} batch {shape}\n"
         f"  layers {meta.get('num_layers')}, weights {len(weights)} ({parameters:,} parameters), "
-        f"engine {human_bytes(len(engine.plan))}\n"
+        f"engine {human_bytes(meta['plan_bytes'])}\n"
         f"  {how} (total {total:.2f} s) with {engine.backend[0]} {engine.backend[1]}"
         + (", refittable" if engine.refittable else "")
     )
