@@ -21,7 +21,6 @@ import json
 import os
 import struct
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -101,6 +100,8 @@ class Engine:
             f.write(self.head())
             f.write(self.plan)
             return
+        from concurrent.futures import ThreadPoolExecutor  # 13 ms to import: only when a large plan is written
+
         start = f.tell()
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="netdef-sha256") as pool:
             digest = pool.submit(lambda: hashlib.sha256(self.plan).hexdigest())

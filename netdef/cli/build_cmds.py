@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from netdef.cli.app import app, console
+from netdef.cli.app import app, console, new_table
 from netdef.cli.stages import mark
 from netdef.cli.targets import TARGET_HELP, Options, Strict
 
@@ -151,7 +150,7 @@ def info(engine_file: Annotated[Path, typer.Argument(help="A netdef engine file.
     )
     if meta.get("profile"):
         console.print(f"  profile {meta['profile']}")
-    table = Table("mode", "name", "shape", "dtype", box=None, pad_edge=False)
+    table = new_table("mode", "name", "shape", "dtype", box=None, pad_edge=False)
     for t in meta.get("io", []):
         table.add_row(t["mode"], t["name"], "x".join(str(d) for d in t["shape"]), t["dtype"])
     console.print(table)
@@ -182,7 +181,7 @@ def list_architectures() -> None:
     from netdef.definition import registered
 
     load_zoo()
-    table = Table("name", "input", "output", "parameters", "options", "description", box=None, pad_edge=False)
+    table = new_table("name", "input", "output", "parameters", "options", "description", box=None, pad_edge=False)
     family = None
     for arch in registered():
         if arch.family != family:

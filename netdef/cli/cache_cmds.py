@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from netdef.cli.app import app, console
+from netdef.cli.app import app, console, new_table
 
 cache_app = typer.Typer(help="Manage the engine cache (`netdef build --cache DIR` or NETDEF_CACHE=DIR).")
 app.add_typer(cache_app, name="cache")
@@ -34,7 +33,7 @@ def list_entries(directory: CacheDir = None) -> None:
 
     cache = _cache(directory)
     entries = cache.entries()
-    table = Table("key", "network", "precision", "batch", "size", "last used", box=None, pad_edge=False)
+    table = new_table("key", "network", "precision", "batch", "size", "last used", box=None, pad_edge=False)
     for e in entries:
         batch = (e.metadata.get("profile") or {}).get("batch")
         table.add_row(

@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
-from netdef.cli.app import app, console
+from netdef.cli.app import app, console, new_table
 
 
 def _class_names(checkpoint: Path | None) -> dict[int, str]:
@@ -62,7 +61,7 @@ def detect(
     size = int(network.io_tensors()[0]["shape"][-1])
     names = _class_names(checkpoint)
     output.mkdir(parents=True, exist_ok=True)
-    table = Table("image", "class", "score", "x1", "y1", "x2", "y2", box=None, pad_edge=False)
+    table = new_table("image", "class", "score", "x1", "y1", "x2", "y2", box=None, pad_edge=False)
     for path in images:
         image = _read_image(path)
         boxed = det.letterbox(image, size)

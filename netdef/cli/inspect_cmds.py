@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
-from netdef.cli.app import app, console, err_console
+from netdef.cli.app import app, console, err_console, new_table
 from netdef.cli.build_cmds import Precision
 from netdef.cli.targets import TARGET_HELP, Options, Strict
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 OptionalWeights = Annotated[
     Path | None,
@@ -59,7 +61,7 @@ def inspect(
         check_output(graph, [weights, arch if Path(arch).exists() else None])  # before any work
     network, batch_range = _define(arch, weights, precision, batch, option, strict)
     summary = inspect_network(network)
-    table = Table("#", "layer", "type", "settings", "output", "dtype", "weights", "FLOPs", box=None, pad_edge=False)
+    table = new_table("#", "layer", "type", "settings", "output", "dtype", "weights", "FLOPs", box=None, pad_edge=False)
     for column in (table.columns[0], table.columns[6], table.columns[7]):
         column.justify = "right"
     for layer in summary.layers:
@@ -86,7 +88,7 @@ def inspect(
     if summary.unknown_flops:
         console.print(f"  FLOPs not counted for: {', '.join(summary.unknown_flops)}")
     if by_type:
-        types = Table("type", "layers", "weights", "FLOPs", "share", box=None, pad_edge=False)
+        types = new_table("type", "layers", "weights", "FLOPs", "share", box=None, pad_edge=False)
         total = summary.total_flops or 1
         for kind, (count, params, flops) in summary.by_type().items():
             types.add_row(type_text(kind), str(count), f"{params:,}", count_text(flops), f"{100 * flops / total:.1f}%")

@@ -10,9 +10,8 @@ from typing import Annotated
 
 import numpy as np
 import typer
-from rich.table import Table
 
-from netdef.cli.app import app, console, err_console
+from netdef.cli.app import app, console, err_console, new_table
 from netdef.cli.build_cmds import Weights
 from netdef.cli.targets import TARGET_HELP, Options, Strict
 
@@ -84,7 +83,7 @@ def calibrate(
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     calibration.save(output, inputs)
-    table = Table("tensor", "feeds", "amax", "scale", box=None, pad_edge=False)
+    table = new_table("tensor", "feeds", "amax", "scale", box=None, pad_edge=False)
     scales = calibration.scales
     for name, amax in calibration.amax.items():
         table.add_row(name, ", ".join(calibration.consumers.get(name, [])), f"{amax:.6g}", f"{scales[name]:.6g}")

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from netdef.cli.app import app, console
+from netdef.cli.app import app, console, new_table
 from netdef.cli.arrays import load_arrays
 from netdef.cli.targets import TARGET_HELP, Options, Strict
 from netdef.errors import NetworkInputError
@@ -85,14 +85,13 @@ def _print_layer_table(described: list[dict], network) -> None:
     from collections import Counter
 
     from rich.console import JustifyMethod
-    from rich.table import Table
 
     from netdef.explain_html.model import shape_text, short_dtype
     from netdef.inspect import count_text, flops_text, inspect_network, type_text
     from netdef.reference import semantics
 
     summary = inspect_network(network)
-    table = Table(box=None, pad_edge=False, show_edge=False)
+    table = new_table(box=None, pad_edge=False, show_edge=False)
     columns: list[tuple[str, JustifyMethod]] = [
         ("#", "right"), ("layer", "left"), ("type", "left"), ("settings", "left"), ("inputs", "left"),
         ("output", "left"), ("weights", "right"), ("FLOPs", "right"),

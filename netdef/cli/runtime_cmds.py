@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
-from netdef.cli.app import app, console
+from netdef.cli.app import app, console, new_table
 from netdef.cli.targets import Options, Strict
 
 
@@ -123,7 +122,7 @@ def bench(
         figures["pytorch"] = torch_result.as_dict()
         figures["speedup"] = torch_result.median_ms / trt_result.median_ms
         figures["max_abs_diff"] = float(np.max(np.abs(out.astype(np.float64) - reference)))
-    table = Table("runner", "median ms", "p90 ms", "mean ms", "samples/s", box=None, pad_edge=False)
+    table = new_table("runner", "median ms", "p90 ms", "mean ms", "samples/s", box=None, pad_edge=False)
     for result in results:
         table.add_row(*_row(result))
     console.print(f"[bold]{target}[/]  batch {batch}, {warmup} warm-up + {iterations} timed calls, device {device}")

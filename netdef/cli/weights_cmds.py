@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
-from netdef.cli.app import app, console
+from netdef.cli.app import app, console, new_table
 from netdef.cli.build_cmds import human_bytes
 
 
@@ -77,7 +76,7 @@ def weights(
     if as_json:
         typer.echo(json.dumps({"file": str(checkpoint), "tensors": rows, "total": total}, indent=1))
         return
-    table = Table("name", "shape", "dtype", "parameters", "size", title=str(checkpoint), title_justify="left")
+    table = new_table("name", "shape", "dtype", "parameters", "size", title=str(checkpoint), title_justify="left")
     for column in ("parameters", "size"):
         table.columns[[c.header for c in table.columns].index(column)].justify = "right"
     for row in rows:
