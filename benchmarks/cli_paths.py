@@ -209,10 +209,13 @@ def median(runs: list[dict]) -> dict:
 def instant_answers(directory: Path, runs: int, models: list[str]) -> dict:
     """--help, list, info, refit --check and a cache hit, each with what it is compared with.
 
-    ``build`` is the whole build process; ``build_stage`` its TensorRT build alone and ``hit`` the
-    cached command's work from its first line to the engine written (both from the stage marks).
+    ``build`` is the whole build process, ``build_work`` its work from the command's first line to the engine
+    written (stage marks), ``build_stage`` TensorRT's build alone (the engine's ``build_seconds``), and
+    ``hit`` the cached command's work from its first line to the engine written.
     """
-    keys = ("numpy", "help", "list", "info", "check", "hit", "build", "build_stage")
+    from netdef.engine import Engine
+
+    keys = ("numpy", "help", "list", "info", "check", "hit", "build", "build_work", "build_stage", "hit_wall")
     samples: dict[str, list[float]] = {k: [] for k in keys}
     big = "resnet50" if "resnet50" in models else models[0]
     weights, engine = directory / f"{big}.safetensors", directory / f"{big}-fp32.engine"
@@ -229,14 +232,17 @@ def instant_answers(directory: Path, runs: int, models: list[str]) -> dict:
         samples["list"].append(timed_process(netdef_command("list"))["wall"])
         built, m = marks(netdef_command("build", big, "-w", str(weights), "-o", str(engine), "-q"))
         samples["build"].append(built["wall"])
-        samples["build_stage"].append(m["build"] - m["define"])
+        samples["build_work"].append(m["write"] - m["start"])
+        samples["build_stage"].append(Engine.read_metadata(engine)["build_seconds"])
         samples["info"].append(timed_process(netdef_command("info", str(engine)))["wall"])
         samples["check"].append(timed_process(netdef_command("refit", str(engine), str(weights), "--check"))["wall"])
         hit_engine = str(directory / "hit.engine")
         cached = netdef_command("build", big, "-w", str(weights), "-o", hit_engine, "-q", "--cache", str(cache))
         timed_process(cached)  # fills the cache (and the fingerprint memo)
-        _, m = marks(cached)
+        hit, m = marks(cached)
+        assert "from cache" in hit["stdout"], hit["stdout"]
         samples["hit"].append(m["write"] - m["start"])
+        samples["hit_wall"].append(hit["wall"])
     return {"model": big, **{k: statistics.median(v) for k, v in samples.items()}}
 
 
@@ -327,12 +333,19 @@ def markdown(results: dict, instant: dict, meta: dict) -> str:
             "<= 0.1",
             i["hit"] <= 0.1 * i["build_stage"],
         ),
+        (
+            "the same hit / the uncached build command's work (first line to engine written)",
+            i["hit"] / i["build_work"],
+            "<= 0.1",
+            i["hit"] <= 0.1 * i["build_work"],
+        ),
     ]
     lines += [
         "",
         "Instant answers (whole processes, seconds: numpy {numpy:.2f}, help {help:.2f}, list {list:.2f}, "
         "build {build:.2f} (TensorRT's build {build_stage:.2f}), info {info:.2f}, refit --check {check:.2f}, "
-        "cache hit {hit:.2f}):".format(**i),
+        "cache hit {hit_wall:.2f} (command to engine written {hit:.3f}; "
+        "the uncached build's {build_work:.2f})):".format(**i),
         "",
         "| ratio | value | target |",
         "|---|--:|---|",
