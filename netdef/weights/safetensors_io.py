@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import mmap
 import struct
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -19,7 +18,7 @@ import numpy as np
 
 from netdef import dtypes
 from netdef.errors import CheckpointError
-from netdef.fileio import atomic_write
+from netdef.fileio import atomic_write, map_read_only
 from netdef.weights.formats import register_reader
 
 _HEADER_LIMIT = 100 * 1024 * 1024
@@ -32,7 +31,7 @@ def read_safetensors(path: Path) -> dict[str, np.ndarray]:
         size = path.stat().st_size
         if size < 8:
             raise CheckpointError(f"{path}: too short to be a safetensors file ({size} bytes)")
-        buffer = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        buffer = map_read_only(f)
     (header_len,) = struct.unpack("<Q", buffer[:8])
     if header_len > min(size - 8, _HEADER_LIMIT):
         raise CheckpointError(f"{path}: corrupt safetensors header length {header_len} (file has {size} bytes)")

@@ -32,6 +32,7 @@ import numpy as np
 
 from netdef import dtypes
 from netdef.errors import CheckpointError
+from netdef.fileio import map_read_only
 from netdef.weights.formats import register_reader
 from netdef.weights.ultralytics_pickle import module_record, pickled_model
 
@@ -104,7 +105,7 @@ def read_torch_zip(path: Path) -> Any:
     with open(path, "rb") as f:
         if f.read(4) != b"PK\x03\x04":
             raise _Fallback("not a zip archive (legacy torch.save format)")
-        buffer = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        buffer = map_read_only(f)
     with zipfile.ZipFile(path) as archive:
         entries = {info.filename: info for info in archive.infolist()}
         _check_entry_sizes(entries.values(), len(buffer))

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from netdef.errors import CheckpointError
-from netdef.fileio import atomic_write
+from netdef.fileio import atomic_write, map_read_only
 from netdef.weights.formats import register_reader
 
 _WHITESPACE = b" \t\r\f\v"
@@ -110,7 +110,7 @@ def _map(path: Path) -> bytes | mmap.mmap:
     with open(path, "rb") as f:
         if os.fstat(f.fileno()).st_size == 0:
             return b""
-        return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        return map_read_only(f)
 
 
 def _lines(data: bytes | mmap.mmap):
