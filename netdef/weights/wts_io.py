@@ -18,6 +18,7 @@ slower but still loop-free path. Every problem found is reported at once, by lin
 from __future__ import annotations
 
 import binascii
+import contextlib
 import mmap
 import os
 import re
@@ -42,6 +43,15 @@ def read_wts(path: Path | str) -> dict[str, np.ndarray]:
     """Read a tensorrtx ``.wts`` file into ``{name: flat float32 array}`` (bit-exact)."""
     path = Path(path)
     data = _map(path)
+    try:
+        return _read_tensors(path, data)
+    finally:  # the arrays are decoded copies: the 2.3 bytes of text per byte of weights need not stay mapped
+        if isinstance(data, mmap.mmap):
+            with contextlib.suppress(BufferError):
+                data.close()
+
+
+def _read_tensors(path: Path, data: bytes | mmap.mmap) -> dict[str, np.ndarray]:
     problems: list[str] = []
     tensors: dict[str, np.ndarray] = {}
     first_line: dict[str, int] = {}
