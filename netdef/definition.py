@@ -145,6 +145,7 @@ class Architecture:
             named = list(zip(self.outputs, tensors, strict=True))
         for name, tensor in named:
             net.output(tensor, name)
+        net.weight_table.settle()  # every weight converted, every problem recorded
         net.definition = DefinitionRecord.of(self, options, {self.input_name: list(shape)}, net, ckpt, calibration)
         if check:
             net.check()

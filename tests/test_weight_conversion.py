@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from netdef.dtypes import bfloat16
+from netdef.errors import CheckpointError
 from netdef.network import Network
 
 TARGETS = {"fp16": np.dtype(np.float16), "bf16": bfloat16}
@@ -80,3 +81,27 @@ def test_the_table_copies_what_others_hold_and_keeps_what_was_made_for_it():
     assert net.weight_table.add("folded", folded, owned=True).array is folded  # no second copy
     fp16 = Network({}, precision="fp16").weight_table.add("folded", folded, owned=True).array
     assert fp16.dtype == np.float16 and not np.shares_memory(fp16, folded)
+
+
+def test_large_arrays_are_converted_alongside_and_settle_to_the_same_values_and_problems():
+    """A large narrowing conversion runs in a second thread: the values, and an overflow problem, must
+    be exactly what the conversion in line gives once the table settles."""
+    import netdef.network.table as table_module
+
+    values = np.random.default_rng(0).standard_normal(table_module._CAST_ALONGSIDE + 5).astype(np.float32) * 100
+    values[7] = 1e6  # overflows float16
+    net = Network({}, precision="fp16")
+    stored = net.weight_table.add("big", values)
+    assert net.weight_table._pending  # converting in the second thread
+    net.weight_table.settle()
+    with np.errstate(over="ignore"):
+        np.testing.assert_array_equal(stored.array, values.astype(np.float16))
+    assert net.problems == ["weight 'big': 1 value(s) overflow float16 (largest |value| 1e+06)"]
+    small = Network({}, precision="fp16")
+    small.weight_table.add("small", values[:1000])
+    assert not small.weight_table._pending and len(small.problems) == 1  # small ones convert in line
+    checked = Network({}, precision="fp16")
+    x = checked.input("x", (1, values.size))
+    checked.output(checked.add(x, checked.constant("big", values[None, :])), "y")
+    with pytest.raises(CheckpointError, match="overflow float16"):  # check() waits for the conversion
+        checked.check()

@@ -145,6 +145,7 @@ class NetworkCore:
     def check(self) -> None:
         """Raise one :class:`CheckpointError` listing every weight problem found so far, then one
         :class:`~netdef.errors.CalibrationError` listing every missing or bad INT8 scale."""
+        self.weight_table.settle()  # conversions still running report their overflow problems
         unnamed = self.weight_table.unnamed()
         if unnamed:
             raise NetworkDefinitionError(f"weights {unnamed} were added but no layer uses them")
