@@ -1,6 +1,8 @@
 """Command-line interface: ``netdef build | info | list | ...``.
 
-Each command module registers its commands on :data:`netdef.cli.app.app`.
+Each command module registers its commands on :data:`netdef.cli.app.app`. Command modules keep their
+annotations as objects (no ``from __future__ import annotations``): Typer reads every command's
+signature at each start, and string annotations would be evaluated one by one (about 40 ms a command).
 """
 
 import sys

@@ -1,7 +1,5 @@
 """The ``netdef`` Typer application, its global options and error handling."""
 
-from __future__ import annotations
-
 import logging
 import sys
 import threading
@@ -24,7 +22,7 @@ if TYPE_CHECKING:
     from rich.table import Table
 
 
-def new_table(*columns: str, **options: Any) -> Table:
+def new_table(*columns: str, **options: Any) -> "Table":
     """A rich table, imported only by the commands that print one (``rich.table`` costs 20 ms to import)."""
     from rich.table import Table
 

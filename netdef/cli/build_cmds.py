@@ -1,7 +1,5 @@
 """``netdef build``, ``netdef info`` and ``netdef list``."""
 
-from __future__ import annotations
-
 import math
 from pathlib import Path
 from typing import Annotated

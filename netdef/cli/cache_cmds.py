@@ -1,7 +1,5 @@
 """``netdef cache list`` and ``netdef cache prune``: the engine cache (``netdef build --cache DIR``)."""
 
-from __future__ import annotations
-
 import time
 from pathlib import Path
 from typing import Annotated

@@ -1,7 +1,5 @@
 """``netdef detect``: object detection on images with a YOLO engine or definition, boxes drawn to PNGs."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated, Any
 

@@ -1,7 +1,5 @@
 """``netdef inspect`` (layer table, graph picture) and ``netdef export-polygraphy``."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -98,7 +96,7 @@ def inspect(
         (console if result.rendered or graph.suffix in (".dot", ".gv") else err_console).print(result.message)
 
 
-def _print_wide(table: Table) -> None:
+def _print_wide(table: "Table") -> None:
     """In a terminal, fit the terminal; in a pipe or file, never wrap cells."""
     if console.is_terminal:
         console.print(table)

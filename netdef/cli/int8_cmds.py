@@ -3,8 +3,6 @@
 ``netdef build ARCH --precision int8 --calibration cache.json`` then builds the Q/DQ network with them.
 """
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated
 

@@ -1,7 +1,5 @@
 """``netdef explain``, ``netdef run`` and ``netdef compare``: the NumPy reference executor from the command line."""
 
-from __future__ import annotations
-
 import time
 from pathlib import Path
 from typing import Annotated

@@ -1,7 +1,5 @@
 """``netdef refit``: update an engine's weights from a new checkpoint, or (``--check``) only validate."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated
 

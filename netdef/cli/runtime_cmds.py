@@ -1,7 +1,5 @@
 """``netdef bench``: latency and throughput of an engine, optionally against PyTorch eager."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated, Any
 

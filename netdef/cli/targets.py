@@ -6,8 +6,6 @@ A definition is a registered name (``netdef list``), ``path/to/file.py:function`
 :func:`define`, so options, unused checkpoint entries and ``--strict`` mean the same everywhere.
 """
 
-from __future__ import annotations
-
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any

@@ -1,7 +1,5 @@
 """``netdef convert`` and ``netdef weights``: checkpoint conversion and listing."""
 
-from __future__ import annotations
-
 import json
 from pathlib import Path
 from typing import Annotated, Any
