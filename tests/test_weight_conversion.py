@@ -90,6 +90,7 @@ def test_large_arrays_are_converted_alongside_and_settle_to_the_same_values_and_
 
     values = np.random.default_rng(0).standard_normal(table_module._CAST_ALONGSIDE + 5).astype(np.float32) * 100
     values[7] = 1e6  # overflows float16
+    values.flags.writeable = False  # only arrays nobody can change meanwhile are converted alongside
     net = Network({}, precision="fp16")
     stored = net.weight_table.add("big", values)
     assert net.weight_table._pending  # converting in the second thread
@@ -97,6 +98,9 @@ def test_large_arrays_are_converted_alongside_and_settle_to_the_same_values_and_
     with np.errstate(over="ignore"):
         np.testing.assert_array_equal(stored.array, values.astype(np.float16))
     assert net.problems == ["weight 'big': 1 value(s) overflow float16 (largest |value| 1e+06)"]
+    writable = Network({}, precision="fp16")
+    writable.weight_table.add("callers", values.copy())  # the caller may change it: converted in line
+    assert not writable.weight_table._pending and len(writable.problems) == 1
     small = Network({}, precision="fp16")
     small.weight_table.add("small", values[:1000])
     assert not small.weight_table._pending and len(small.problems) == 1  # small ones convert in line

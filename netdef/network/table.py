@@ -18,6 +18,7 @@ definition read (:attr:`expected`), so unused entries and missing ones can be li
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -159,7 +160,8 @@ class WeightTable:
         source = np.asarray(array)
         target = np.dtype(dtype) if dtype is not None else self.dtype if dtypes.is_float(source.dtype) else source.dtype
         narrowing = target != source.dtype and dtypes.is_float(target)
-        if narrowing and source.size >= _CAST_ALONGSIDE and dtypes.is_float(source.dtype):
+        unchanging = owned or not source.flags.writeable  # nobody can change it while the thread reads it
+        if narrowing and unchanging and source.size >= _CAST_ALONGSIDE and dtypes.is_float(source.dtype):
             converted = np.empty(source.shape, target)  # TensorRT only keeps its address until the build
             self._pending.append(_caster().submit(_cast, name, source, converted))
             return converted
@@ -242,16 +244,14 @@ class WeightTable:
 
 _CAST_ALONGSIDE = 1 << 18
 """Arrays of at least this many values are converted to a narrower float in a second thread."""
-_CASTER: list[Any] = []
 
 
+@functools.cache
 def _caster() -> Any:
     """The one worker thread that converts large arrays (started when first needed)."""
-    if not _CASTER:
-        from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import ThreadPoolExecutor
 
-        _CASTER.append(ThreadPoolExecutor(max_workers=1, thread_name_prefix="netdef-cast"))
-    return _CASTER[0]
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="netdef-cast")
 
 
 def _cast(name: str, source: np.ndarray, converted: np.ndarray) -> str | None:
