@@ -109,3 +109,45 @@ def test_large_arrays_are_converted_alongside_and_settle_to_the_same_values_and_
     checked.output(checked.add(x, checked.constant("big", values[None, :])), "y")
     with pytest.raises(CheckpointError, match="overflow float16"):  # check() waits for the conversion
         checked.check()
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "bf16"])
+@pytest.mark.parametrize("read_only", [True, False])
+def test_a_folded_kernel_is_computed_once_into_the_network_dtype(precision, read_only):
+    """conv2d(bn=...) folds BatchNorm into the kernel: the table computes ``w * gamma / sqrt(var + eps)``
+    straight into the network's dtype (alongside when the checkpoint's kernel is large and read-only). The
+    result must be bit for bit the float32 fold rounded once, and an overflow must be reported either way."""
+    import netdef.network.table as table_module
+
+    rng = np.random.default_rng(1)
+    channels, per_channel = 256, 3 * 3 * 128  # 294,912 values: above the size converted alongside
+    assert channels * per_channel >= table_module._CAST_ALONGSIDE
+    kernel = rng.standard_normal((channels, 128, 3, 3)).astype(np.float32)
+    kernel[5, 0, 0, 0] = 3e4  # times channel 5's scale of ~4: overflows float16 (but not bfloat16)
+    gamma = rng.uniform(0.5, 2, channels).astype(np.float32)
+    gamma[5] = 4.0
+    var = rng.uniform(0.5, 2, channels).astype(np.float32)
+    var[5] = 1.0 - 1e-5
+    checkpoint = {
+        "conv.weight": kernel,
+        "bn.weight": gamma,
+        "bn.bias": rng.standard_normal(channels).astype(np.float32),
+        "bn.running_mean": rng.standard_normal(channels).astype(np.float32),
+        "bn.running_var": var,
+    }
+    if read_only:
+        for array in checkpoint.values():
+            array.flags.writeable = False
+    net = Network(checkpoint, precision=precision)
+    x = net.input("x", (1, 128, 8, 8))
+    net.output(net.conv2d(x, "conv", padding=1, bn="bn"), "y")
+    assert bool(net.weight_table._pending) == read_only  # a writable kernel is folded in line
+    scale = (gamma / np.sqrt(var + np.float32(1e-5))).astype(np.float32)
+    folded = kernel * scale[:, None, None, None]
+    stored = net.weight_table["conv.weight"].array  # settles
+    with np.errstate(over="ignore"):
+        np.testing.assert_array_equal(stored, folded.astype(stored.dtype))
+    assert stored.dtype == (np.float32 if precision == "fp32" else TARGETS[precision])
+    overflow = [p for p in net.problems if "overflow" in p]
+    assert overflow == (["weight 'conv.weight': 1 value(s) overflow float16 (largest |value| 120000)"]
+                        if precision == "fp16" else [])  # fmt: skip

@@ -32,7 +32,7 @@ from netdef.network.names import Names
 from netdef.network.precision import Precision
 from netdef.network.precision import precision as resolve_precision
 from netdef.network.quantization import Quantization
-from netdef.network.table import Role, WeightTable
+from netdef.network.table import ChannelScaled, Role, WeightTable
 from netdef.weights import Checkpoint
 
 Tensor = Any  # trt.ITensor
@@ -168,7 +168,7 @@ class NetworkCore:
     def _weights(
         self,
         name: str,
-        array: np.ndarray | None,
+        array: np.ndarray | ChannelScaled | None,
         *,
         sources: list[str] | None = None,
         role: Role | None = None,

@@ -18,6 +18,7 @@ from netdef.backend import trt
 from netdef.errors import NetworkDefinitionError
 from netdef.network.core import NetworkCore, Tensor
 from netdef.network.qdq import QuantizationMixin
+from netdef.network.table import ChannelScaled
 
 IntOr2 = int | Sequence[int]
 
@@ -76,20 +77,23 @@ class LayersMixin(QuantizationMixin):
         weight = self._param(f"{name}.weight", (out_channels, in_channels // groups, *kernel))
         b = self._param(f"{name}.bias", (out_channels,)) if bias else None
         sources: dict[str, list[str] | None] = {f"{name}.weight": None, f"{name}.bias": None}
+        folded: np.ndarray | ChannelScaled = weight
         if bn is not None:
-            weight, b, sources = self._fold_batch_norm(name, weight, b, bn, bn_eps)
+            folded, b, sources = self._fold_batch_norm(name, weight, b, bn, bn_eps)
         owned = bn is not None  # folded: new arrays the table may keep without a copy
-        return self._convolution(x, name, weight, b, kernel, stride, padding, dilation, groups, sources, owned)
+        return self._convolution(x, name, folded, b, kernel, stride, padding, dilation, groups, sources, owned)
 
     def _fold_batch_norm(
         self, name: str, weight: np.ndarray, bias: np.ndarray | None, bn: str, eps: float
-    ) -> tuple[np.ndarray, np.ndarray, dict[str, list[str] | None]]:
+    ) -> tuple[ChannelScaled, np.ndarray, dict[str, list[str] | None]]:
+        """``weight * scale`` and ``(bias - mean) * scale + beta``, ``scale = gamma / sqrt(var + eps)``: the
+        BatchNorm after a convolution folded into it. The kernel stays a :class:`ChannelScaled` product
+        that the weight table computes in the network's dtype."""
         channels = weight.shape[0]
         gamma, beta, mean, var = (
             self._param(f"{bn}.{p}", (channels,)) for p in ("weight", "bias", "running_mean", "running_var")
         )
         scale = self._batch_norm_scale(bn, gamma, var, eps)
-        folded_weight = weight * scale.reshape(-1, *([1] * (weight.ndim - 1)))
         folded_bias = ((bias if bias is not None else 0.0) - mean) * scale + beta
         bn_keys = [self.names.qualified(f"{bn}.{p}") for p in ("weight", "bias", "running_mean", "running_var")]
         conv_keys = [self.names.qualified(f"{name}.{p}") for p in ("weight", "bias")][: 1 if bias is None else 2]
@@ -97,7 +101,7 @@ class LayersMixin(QuantizationMixin):
             f"{name}.weight": conv_keys[:1] + bn_keys,
             f"{name}.bias": conv_keys[1:] + bn_keys,
         }
-        return folded_weight.astype(np.float32, copy=False), folded_bias.astype(np.float32, copy=False), sources
+        return ChannelScaled(weight, scale), folded_bias.astype(np.float32, copy=False), sources
 
     def _batch_norm_scale(self, bn: str, gamma: np.ndarray, var: np.ndarray, eps: float) -> np.ndarray:
         """``gamma / sqrt(var + eps)``; channels where ``var + eps <= 0`` are a problem (they would be NaN)."""
@@ -115,7 +119,7 @@ class LayersMixin(QuantizationMixin):
         self,
         x: Tensor,
         name: str,
-        weight: np.ndarray,
+        weight: np.ndarray | ChannelScaled,
         bias: np.ndarray | None,
         kernel: tuple[int, int],
         stride: IntOr2,
@@ -131,6 +135,7 @@ class LayersMixin(QuantizationMixin):
         x = self._quantize_input(x, name)
         kernel_tensor = None
         if self.quantized:
+            weight = weight.compute() if isinstance(weight, ChannelScaled) else weight  # its values set the scales
             kernel_tensor = self._constant(w_name, weight, sources=sources[w_name])
             kernel_tensor = self._quantize_weight(kernel_tensor, name, weight, axis=0)
             w_trt = self._weights(w_name, None)

@@ -127,7 +127,7 @@ class WeightTable:
     def add(
         self,
         name: str,
-        array: np.ndarray,
+        array: np.ndarray | ChannelScaled,
         *,
         role: Role | None = None,
         sources: list[str] | tuple[str, ...] | None = None,
@@ -135,6 +135,9 @@ class WeightTable:
         owned: bool = False,
     ) -> WeightEntry:
         """Store ``array`` as weight ``name`` and return its entry (with the ``trt.Weights`` to hand TensorRT).
+
+        ``array`` may be a :class:`ChannelScaled` product (a kernel with BatchNorm folded in): the table
+        computes it straight into the weight's dtype.
 
         Float arrays are converted to the network's dtype (or ``dtype``), integer arrays kept. ``role``
         defaults to ``checkpoint`` (``sources`` = ``(name,)``), or ``derived`` when other ``sources`` are given.
@@ -149,7 +152,10 @@ class WeightTable:
             role = "checkpoint" if sources == (name,) else "derived"
         if role not in ROLES:
             raise NetworkDefinitionError(f"weight {name!r}: role {role!r} is not one of {ROLES}")
-        converted = self._convert(name, array, dtype, owned)
+        if isinstance(array, ChannelScaled):
+            converted = self._convert_scaled(name, array, dtype)
+        else:
+            converted = self._convert(name, array, dtype, owned)
         entry = WeightEntry(name, converted, role, sources, role in REFITTABLE_ROLES, None)
         entry.trt = _trt_weights(entry.array)
         self._entries[name] = entry
@@ -160,7 +166,7 @@ class WeightTable:
         source = np.asarray(array)
         target = np.dtype(dtype) if dtype is not None else self.dtype if dtypes.is_float(source.dtype) else source.dtype
         narrowing = target != source.dtype and dtypes.is_float(target)
-        unchanging = owned or not source.flags.writeable  # nobody can change it while the thread reads it
+        unchanging = owned or _frozen(source)  # nobody can change it while the thread reads it
         if narrowing and unchanging and source.size >= _CAST_ALONGSIDE and dtypes.is_float(source.dtype):
             converted = np.empty(source.shape, target)  # TensorRT only keeps its address until the build
             self._pending.append(_caster().submit(_cast, name, source, converted))
@@ -173,11 +179,21 @@ class WeightTable:
             self.problems.append(problem)
         return converted
 
+    def _convert_scaled(self, name: str, scaled: ChannelScaled, dtype: Any) -> np.ndarray:
+        converted = np.empty(scaled.shape, np.dtype(dtype) if dtype is not None else self.dtype)
+        if scaled.array.size >= _CAST_ALONGSIDE and _frozen(scaled.array):  # nobody can change it meanwhile
+            self._pending.append(_caster().submit(_fill_scaled, name, scaled, converted))
+        elif problem := _fill_scaled(name, scaled, converted):
+            self.problems.append(problem)
+        return converted
+
     def settle(self) -> None:
         """Wait for the conversions running alongside the definition; record their overflow problems.
 
         A large array converted to a narrower float (ResNet-50's kernels to fp16: 0.1 s of NumPy that
-        releases the GIL) is converted in a second thread while the definition goes on. The table
+        releases the GIL), or a large folded kernel computed from read-only checkpoint memory, is filled
+        in by worker threads while the definition goes on: TensorRT only keeps the address of the
+        (still empty) array until the build. The table
         settles before anything reads its arrays, and a network before it is checked or built."""
         pending, self._pending = self._pending, []
         for conversion in pending:
@@ -248,10 +264,67 @@ _CAST_ALONGSIDE = 1 << 18
 
 @functools.cache
 def _caster() -> Any:
-    """The one worker thread that converts large arrays (started when first needed)."""
+    """The worker threads that fill in large arrays (started when first needed): two, so that the conversions
+    use a second core and a third thread's worth of slack while the definition runs on the first."""
     from concurrent.futures import ThreadPoolExecutor
 
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="netdef-cast")
+    return ThreadPoolExecutor(max_workers=2, thread_name_prefix="netdef-cast")
+
+
+@dataclass(frozen=True)
+class ChannelScaled:
+    """``array * scale``, ``scale`` (one value per channel) broadcast along axis 0: a convolution kernel with
+    BatchNorm folded in, not computed yet. The table computes it straight into the weight's dtype, one pass
+    with no float32 temporary, and in a worker thread when ``array`` is large and read-only."""
+
+    array: np.ndarray
+    scale: np.ndarray
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.array.shape)
+
+    def into(self, out: np.ndarray) -> np.ndarray:
+        """Compute the product into ``out`` (rounding once, from float32, to its dtype)."""
+        per_channel = self.scale.reshape(-1, *([1] * (self.array.ndim - 1)))
+        with np.errstate(over="ignore"):  # overflow is reported as a problem by the table
+            return np.multiply(self.array, per_channel, out=out, casting="unsafe")
+
+    def compute(self) -> np.ndarray:
+        """The product as a new float32 array."""
+        return self.into(np.empty(self.shape, np.float32))
+
+
+def _frozen(array: np.ndarray) -> bool:
+    """Whether nobody can write ``array``'s memory while a worker reads it: the array and every array it
+    views are read-only, down to a read-only buffer (a file mapped read-only, ``bytes``) if any. A read-only
+    view of a caller's writable array is not frozen: the caller may still change it."""
+    base: object = array
+    while isinstance(base, np.ndarray):
+        if base.flags.writeable:
+            return False
+        base = base.base
+    if base is None:
+        return True
+    try:
+        return memoryview(base).readonly  # type: ignore[arg-type]
+    except TypeError:
+        return False
+
+
+def _fill_scaled(name: str, scaled: ChannelScaled, converted: np.ndarray) -> str | None:
+    """Fill ``converted`` with the product ``scaled``; the overflow problem, if any.
+
+    Nothing can overflow when ``max|array| * max|scale|`` is within the dtype's range (two reductions, no
+    temporary); only beyond it is the product computed in float32 to count the values that became Inf."""
+    scaled.into(converted)
+    if scaled.array.size == 0 or converted.dtype.itemsize >= np.dtype(np.float32).itemsize:
+        return None
+    array, scale = scaled.array, scaled.scale
+    bound = max(abs(float(np.min(array))), abs(float(np.max(array)))) * float(np.max(np.abs(scale)))
+    if bound <= dtypes.largest_finite(converted.dtype):  # NaN fails
+        return None
+    return _overflow(name, scaled.compute(), converted)
 
 
 def _cast(name: str, source: np.ndarray, converted: np.ndarray) -> str | None:

@@ -57,7 +57,12 @@ class _MemberError(Exception):
 
 @register_reader(".npz")
 def read_npz(path: Path) -> dict[str, np.ndarray]:
-    return read_npz_arrays(path, CheckpointError)
+    """A checkpoint's arrays, frozen (read-only, and nobody else holds them): a worker thread may read them
+    while a network is defined."""
+    arrays = read_npz_arrays(path, CheckpointError)
+    for array in arrays.values():
+        array.flags.writeable = False
+    return arrays
 
 
 def read_npz_arrays(path: Path | str, error: type[NetdefError] = CheckpointError) -> dict[str, np.ndarray]:

@@ -71,6 +71,7 @@ def _read_tensors(path: Path, data: bytes | mmap.mmap) -> dict[str, np.ndarray]:
         first_line.setdefault(name, number)
         array = _parse_values(data, head, end, number, name, problems)
         if array is not None:
+            array.flags.writeable = False  # the reader's own array, frozen: a worker thread may read it meanwhile
             tensors[name] = array
     if declared is None:
         problems.append("line 1: empty file; expected the tensor count on the first line")
