@@ -78,13 +78,13 @@ class Engine:
 
     # ------------------------------------------------------------------ files
 
-    def head(self, plan_sha256: str | None = None) -> bytes:
+    def head(self, plan_sha256: str | None = None, padding: int = 0) -> bytes:
         """The header and metadata that precede the plan in the file (``plan_sha256``: the plan's digest,
-        when already known)."""
+        when already known; ``padding``: spaces after the metadata's JSON, covered by its SHA-256)."""
         metadata = dict(self.metadata)
         metadata["plan_bytes"] = len(self.plan)
         metadata["plan_sha256"] = plan_sha256 or hashlib.sha256(self.plan).hexdigest()
-        encoded = json.dumps(metadata, indent=1, sort_keys=True).encode()
+        encoded = json.dumps(metadata, indent=1, sort_keys=True).encode() + b" " * padding
         return _HEADER.pack(MAGIC, FORMAT_VERSION, len(encoded), hashlib.sha256(encoded).digest()) + encoded
 
     def to_bytes(self) -> bytes:
@@ -95,22 +95,26 @@ class Engine:
 
         To a seekable file the plan is written first, after room for the header, while a second thread
         computes its SHA-256 (both release the GIL); the header follows at the start. The header's length
-        does not depend on the digest's value (64 hex digits either way)."""
+        does not depend on the digest's value (64 hex digits either way). A large plan goes straight to
+        the disk (:mod:`netdef.direct_write`): the metadata's JSON is padded with up to 4095 spaces so that
+        the plan's place in the file lines up with its place in memory."""
         if len(self.plan) < _OVERLAP_BYTES or not f.seekable():
             f.write(self.head())
             f.write(self.plan)
             return
         from concurrent.futures import ThreadPoolExecutor  # 13 ms to import: only when a large plan is written
 
+        from netdef import direct_write
+
         start = f.tell()
+        plan_at = start + len(self.head(plan_sha256="0" * 64))
+        padding = direct_write.aligning_padding(self.plan, plan_at)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="netdef-sha256") as pool:
             digest = pool.submit(lambda: hashlib.sha256(self.plan).hexdigest())
-            f.seek(start + len(self.head(plan_sha256="0" * 64)))
-            f.write(self.plan)
-            end = f.tell()
+            direct_write.write_at(f, self.plan, plan_at + padding)
             f.seek(start)
-            f.write(self.head(plan_sha256=digest.result()))
-            f.seek(end)
+            f.write(self.head(plan_sha256=digest.result(), padding=padding))
+            f.seek(plan_at + padding + len(self.plan))
 
     def save(self, path: Path | str, inputs: Iterable[Path | str | None] = ()) -> Path:
         """Write atomically (see :mod:`netdef.fileio`): a failed or interrupted save leaves the old
